@@ -1,0 +1,421 @@
+// Streaming CSV reader and minimal-quoting writer (SPEC section 7).
+//
+// The reader keeps one buffer (1 MiB to start) and finds each record's extent first,
+// honouring quotes, then splits its fields in place (unescaping "" into the bytes it
+// has already read), so fields are views into the buffer and nothing is copied per
+// field. A record that outgrows the buffer doubles it, up to `record_bytes_max`.
+#include "gpucredit/csv.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+#include "gpucredit/error.hpp"
+
+namespace gpucredit {
+namespace {
+
+constexpr std::size_t chunk_bytes = std::size_t{1} << 20;
+constexpr std::size_t record_bytes_max = std::size_t{64} << 20;
+constexpr std::size_t quoted_bytes_max = 40;  // how much of a bad field an error message shows
+
+std::string system_reason(const char* what, int errnum) {
+  return std::string(what) + ": " + std::strerror(errnum);
+}
+
+// A field as an error message shows it: at most `quoted_bytes_max` bytes, in quotes.
+std::string shown(std::string_view field) {
+  std::string out = "'";
+  out.append(field.substr(0, quoted_bytes_max));
+  if (field.size() > quoted_bytes_max) out += "...";
+  out += "'";
+  return out;
+}
+
+class record_reader {
+ public:
+  // Reads the file at `path`; throws input_error when it cannot be opened or is not a
+  // regular file or pipe.
+  record_reader(const std::filesystem::path& path, std::string source) : source_(std::move(source)) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw input_error(source_, 0, system_reason("cannot open", errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      const int errnum = errno;
+      ::close(fd_);
+      throw input_error(source_, 0, system_reason("cannot stat", errnum));
+    }
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd_);
+      throw input_error(source_, 0, "is a directory, not a CSV file");
+    }
+    buffer_.resize(chunk_bytes);
+  }
+  // Reads `text` (copied: fields are unescaped in place).
+  record_reader(std::string_view text, std::string source)
+      : source_(std::move(source)), buffer_(text.begin(), text.end()), size_(text.size()), eof_(true) {}
+  ~record_reader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  record_reader(const record_reader&) = delete;
+  record_reader& operator=(const record_reader&) = delete;
+
+  const std::string& source() const noexcept { return source_; }
+  // The line on which the last record returned by next() began (1-based).
+  std::uint64_t line() const noexcept { return record_line_; }
+  // Whether the input held any bytes at all.
+  bool saw_bytes() const noexcept { return saw_bytes_; }
+
+  [[noreturn]] void fail(std::string reason) const { throw input_error(source_, record_line_, std::move(reason)); }
+
+  // The next non-empty record's fields, or false at the end of the input. Views stay
+  // valid until the next call.
+  bool next(std::vector<std::string_view>& fields) {
+    for (;;) {
+      if (begin_ == size_ && !fill()) return false;
+      skip_bom();
+      extent x{};
+      if (!find_extent(x)) {
+        fill();  // more input, or the end of it: then find_extent closes the record
+        continue;
+      }
+      record_line_ = next_line_;
+      next_line_ += 1 + x.newlines_inside;
+      char* const first = buffer_.data() + begin_;
+      char* last = buffer_.data() + x.end;
+      begin_ = x.next;
+      if (last != first && last[-1] == '\r') --last;  // CRLF
+      if (last == first) continue;                  // empty line
+      split(first, last, fields);
+      return true;
+    }
+  }
+
+ private:
+  struct extent {
+    std::size_t end;   // one past the record's last byte (its '\n' excluded)
+    std::size_t next;  // where the following record begins
+    std::uint64_t newlines_inside;
+  };
+
+  // Finds where the record at begin_ ends. False when the buffer holds only part of it
+  // and more input may follow.
+  bool find_extent(extent& x) {
+    const char* const base = buffer_.data();
+    const char* p = base + begin_;
+    const char* const stop = base + size_;
+    const auto* newline = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(stop - p)));
+    const char* line_end = newline != nullptr ? newline : stop;
+    if (std::memchr(p, '"', static_cast<std::size_t>(line_end - p)) == nullptr) {
+      if (newline == nullptr && !eof_) return false;
+      x = {static_cast<std::size_t>(line_end - base),
+           static_cast<std::size_t>(line_end - base) + (newline != nullptr ? 1 : 0), 0};
+      return true;
+    }
+    // Quotes on this line: walk byte by byte. A doubled quote toggles twice, so
+    // toggling on every quote tracks "inside a quoted field" exactly.
+    bool inside = false;
+    std::uint64_t newlines = 0;
+    for (const char* q = p; q < stop; ++q) {
+      if (*q == '"') {
+        inside = !inside;
+      } else if (*q == '\n') {
+        if (!inside) {
+          x = {static_cast<std::size_t>(q - base), static_cast<std::size_t>(q - base) + 1, newlines};
+          return true;
+        }
+        ++newlines;
+      }
+    }
+    if (!eof_) return false;
+    if (inside) {
+      record_line_ = next_line_;
+      fail("unterminated quoted field at end of file");
+    }
+    x = {size_, size_, newlines};
+    return true;
+  }
+
+  void split(char* first, char* last, std::vector<std::string_view>& fields) {
+    fields.clear();
+    char* q = first;
+    for (;;) {
+      if (q < last && *q == '"') {
+        char* w = q;  // unescape in place: the writer never passes the reader
+        char* r = q + 1;
+        for (;;) {
+          if (r == last) fail("unterminated quoted field");
+          if (*r == '"') {
+            if (r + 1 < last && r[1] == '"') {
+              *w++ = '"';
+              r += 2;
+              continue;
+            }
+            ++r;
+            break;
+          }
+          *w++ = *r++;
+        }
+        fields.emplace_back(q, static_cast<std::size_t>(w - q));
+        if (r == last) return;
+        if (*r != ',') fail("unexpected character after a closing quote in field " + std::to_string(fields.size()));
+        q = r + 1;
+        continue;
+      }
+      auto* comma = static_cast<char*>(std::memchr(q, ',', static_cast<std::size_t>(last - q)));
+      char* field_end = comma != nullptr ? comma : last;
+      if (std::memchr(q, '"', static_cast<std::size_t>(field_end - q)) != nullptr) {
+        fail("double quote inside an unquoted field " + std::to_string(fields.size() + 1));
+      }
+      fields.emplace_back(q, static_cast<std::size_t>(field_end - q));
+      if (comma == nullptr) return;
+      q = comma + 1;
+    }
+  }
+
+  void skip_bom() {
+    if (bom_checked_) return;
+    while (size_ - begin_ < 3 && fill()) {
+    }
+    bom_checked_ = true;
+    if (size_ - begin_ >= 3 && std::memcmp(buffer_.data() + begin_, "\xEF\xBB\xBF", 3) == 0) begin_ += 3;
+  }
+
+  // Reads more input after the unread bytes; false at end of input.
+  bool fill() {
+    if (eof_) return false;
+    const std::size_t unread = size_ - begin_;
+    if (begin_ > 0) {
+      std::memmove(buffer_.data(), buffer_.data() + begin_, unread);
+      begin_ = 0;
+      size_ = unread;
+    }
+    if (size_ == buffer_.size()) {
+      if (buffer_.size() >= record_bytes_max) {
+        record_line_ = next_line_;
+        fail("record longer than " + std::to_string(record_bytes_max >> 20) + " MiB");
+      }
+      buffer_.resize(buffer_.size() * 2);
+    }
+    for (;;) {
+      const ssize_t got = ::read(fd_, buffer_.data() + size_, buffer_.size() - size_);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw input_error(source_, next_line_, system_reason("read failed", errno));
+      }
+      if (got == 0) {
+        eof_ = true;
+      } else {
+        size_ += static_cast<std::size_t>(got);
+        saw_bytes_ = true;
+      }
+      return true;
+    }
+  }
+
+  std::string source_;
+  int fd_ = -1;
+  std::vector<char> buffer_;
+  std::size_t begin_ = 0;  // unread bytes are [begin_, size_)
+  std::size_t size_ = 0;
+  bool eof_ = false;
+  bool bom_checked_ = false;
+  bool saw_bytes_ = false;
+  std::uint64_t next_line_ = 1;
+  std::uint64_t record_line_ = 0;
+
+};
+
+// Parses an int64 field exactly: an optional '-' and decimal digits, nothing else.
+std::int64_t parse_int(const record_reader& in, std::string_view field, const char* name) {
+  if (field.empty()) in.fail(std::string("missing ") + name);
+  std::int64_t value = 0;
+  const auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+  if (ec == std::errc::result_out_of_range) in.fail(std::string(name) + " out of int64 range");
+  if (ec != std::errc() || ptr != field.data() + field.size()) {
+    in.fail(std::string(name) + " is not an integer: " + shown(field));
+  }
+  return value;
+}
+
+std::string join(const std::vector<std::string_view>& fields) {
+  std::string out;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i != 0) out += ',';
+    out.append(fields[i]);
+  }
+  return out;
+}
+
+// Reads and checks the header line.
+void expect_header(record_reader& in, std::vector<std::string_view>& fields, std::string_view header) {
+  if (!in.next(fields)) {
+    throw input_error(in.source(), in.saw_bytes() ? 1 : 0, "missing header line '" + std::string(header) + "'");
+  }
+  const std::string got = join(fields);
+  if (got != header) {
+    in.fail("bad header " + shown(got) + " (expected '" + std::string(header) + "')");
+  }
+}
+
+void expect_field_count(const record_reader& in, const std::vector<std::string_view>& fields,
+                        std::size_t count) {
+  if (fields.size() != count) {
+    in.fail("expected " + std::to_string(count) + " fields, got " + std::to_string(fields.size()));
+  }
+}
+
+event_table read_events_from(record_reader& in) {
+  event_table table;
+  table.source = in.source();
+  std::vector<std::string_view> fields;
+  expect_header(in, fields, events_header);
+  while (in.next(fields)) {
+    expect_field_count(in, fields, 6);
+    const std::string_view op_name = fields[0];
+    const std::string_view account = fields[1];
+    if (op_name != "add" && op_name != "use") in.fail("unknown op " + shown(op_name));
+    if (account.empty()) in.fail("missing account");
+    const timestamp_t at = parse_int(in, fields[3], "timestamp");
+    const amount_t amount = parse_int(in, fields[4], "amount");
+    if (op_name == "add") {
+      const timestamp_t expiration = parse_int(in, fields[5], "expiration");
+      table.add(account, fields[2], at, amount, expiration, in.line());
+    } else {
+      if (!fields[5].empty()) in.fail("use takes no expiration (got " + shown(fields[5]) + ")");
+      table.use(account, at, amount, in.line());
+    }
+  }
+  return table;
+}
+
+query_batch read_queries_from(record_reader& in) {
+  query_batch batch;
+  std::vector<std::string_view> fields;
+  expect_header(in, fields, queries_header);
+  while (in.next(fields)) {
+    expect_field_count(in, fields, 2);
+    if (fields[0].empty()) in.fail("missing account");
+    batch.push(fields[0], parse_int(in, fields[1], "timestamp"));
+  }
+  return batch;
+}
+
+}  // namespace
+
+event_table read_events(const std::filesystem::path& path) {
+  record_reader in(path, path.string());
+  return read_events_from(in);
+}
+
+event_table parse_events(std::string_view text, std::string source) {
+  record_reader in(text, std::move(source));
+  return read_events_from(in);
+}
+
+query_batch read_queries(const std::filesystem::path& path) {
+  record_reader in(path, path.string());
+  return read_queries_from(in);
+}
+
+query_batch parse_queries(std::string_view text, std::string source) {
+  record_reader in(text, std::move(source));
+  return read_queries_from(in);
+}
+
+// ---- writer ---------------------------------------------------------------------
+
+csv_writer::csv_writer(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
+  buffer_.reserve(chunk_bytes + 4096);
+}
+
+csv_writer::~csv_writer() = default;
+
+void csv_writer::separator() {
+  if (row_started_) buffer_ += ',';
+  row_started_ = true;
+}
+
+void csv_writer::field(std::string_view text) {
+  separator();
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) {
+    buffer_.append(text);
+    return;
+  }
+  buffer_ += '"';
+  for (const char c : text) {
+    if (c == '"') buffer_ += '"';
+    buffer_ += c;
+  }
+  buffer_ += '"';
+}
+
+void csv_writer::field(std::int64_t value) {
+  separator();
+  char digits[24];
+  const auto [ptr, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  (void)ec;  // 24 bytes always hold an int64
+  buffer_.append(digits, static_cast<std::size_t>(ptr - digits));
+}
+
+void csv_writer::empty_field() { separator(); }
+
+void csv_writer::raw(std::string_view text) { buffer_.append(text); }
+
+void csv_writer::end_row() {
+  buffer_ += '\n';
+  row_started_ = false;
+  flush_if_full();
+}
+
+void csv_writer::flush_if_full() {
+  if (buffer_.size() >= chunk_bytes) finish();
+}
+
+void csv_writer::finish() {
+  std::size_t done = 0;
+  while (done < buffer_.size()) {
+    const ssize_t wrote = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    if (wrote < 0) {
+      if (errno == EINTR) continue;
+      throw io_error(name_ + ": " + system_reason("write failed", errno));
+    }
+    done += static_cast<std::size_t>(wrote);
+  }
+  buffer_.clear();
+}
+
+void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances) {
+  out.raw(balances_header);
+  out.end_row();
+  for (std::size_t i = 0; i < queries.size(); ++i) {
+    out.field(queries.accounts[queries.account[i]]);
+    out.field(queries.timestamp[i]);
+    if (balances[i] != 0) {
+      out.field(balances[i]);
+    } else {
+      out.empty_field();
+    }
+    out.end_row();
+  }
+}
+
+void write_intervals(csv_writer& out, const event_table& events, const interval_table& intervals) {
+  out.raw(intervals_header);
+  out.end_row();
+  for (std::size_t i = 0; i < intervals.size(); ++i) {
+    out.field(events.accounts[intervals.account[i]]);
+    out.field(events.credit_label(intervals.credit[i]));
+    out.field(intervals.begin[i]);
+    out.field(intervals.end[i]);
+    out.field(intervals.amount[i]);
+    out.end_row();
+  }
+}
+
+}  // namespace gpucredit

@@ -1,0 +1,173 @@
+// The CPU query engine and the backend seam. The step index is built per account from
+// the interval table (deltas at begin and after end, sorted, merged, prefix-summed) and
+// queries are binary searches over one account's breakpoint times.
+#include "gpucredit/engine.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+#include <string>
+
+#include "gpucredit/error.hpp"
+
+namespace gpucredit {
+
+std::string_view to_string(backend b) noexcept { return b == backend::cpu ? "cpu" : "cuda"; }
+
+std::vector<backend> compiled_backends() { return {backend::cpu}; }
+
+bool backend_available(backend b) { return b == backend::cpu; }
+
+backend select_backend(std::string_view request) {
+  std::string_view chosen = request;
+  if (chosen == "auto") {
+    if (const char* env = std::getenv("GPUCREDIT_BACKEND"); env != nullptr && *env != '\0') {
+      chosen = env;
+    }
+  }
+  if (chosen == "auto") return backend_available(backend::cuda) ? backend::cuda : backend::cpu;
+  if (chosen == "cpu") return backend::cpu;
+  if (chosen == "cuda") {
+    if (!backend_available(backend::cuda)) {
+      throw backend_error("the CUDA backend is not compiled into this build of gpucredit");
+    }
+    return backend::cuda;
+  }
+  throw backend_error("unknown backend '" + std::string(chosen) + "' (expected auto, cpu or cuda)");
+}
+
+namespace {
+
+struct delta {
+  timestamp_t time;
+  std::uint64_t change;  // two's complement: sums wrap, and every final balance fits int64
+};
+
+// Appends the breakpoints of one account, given the deltas of its intervals.
+void append_account(std::vector<delta>& deltas, step_index& index) {
+  std::sort(deltas.begin(), deltas.end(),
+            [](const delta& a, const delta& b) { return a.time < b.time; });
+  std::uint64_t running = 0;
+  for (std::size_t i = 0; i < deltas.size();) {
+    const timestamp_t t = deltas[i].time;
+    std::uint64_t change = 0;
+    for (; i < deltas.size() && deltas[i].time == t; ++i) change += deltas[i].change;
+    if (change == 0) continue;  // equal times merged; no breakpoint without a change
+    running += change;
+    assert(static_cast<amount_t>(running) >= 0);
+    index.times.push_back(t);
+    index.balances.push_back(static_cast<amount_t>(running));
+  }
+}
+
+}  // namespace
+
+step_index step_index::build(const interval_table& intervals, std::size_t account_count) {
+  const std::size_t n = intervals.size();
+  // Group rows by account (a stable counting sort of row numbers), unless they already are.
+  std::vector<std::size_t> offsets(account_count + 1, 0);
+  for (const account_index a : intervals.account) {
+    assert(a < account_count);
+    ++offsets[a + 1];
+  }
+  for (std::size_t a = 0; a < account_count; ++a) offsets[a + 1] += offsets[a];
+  std::vector<std::size_t> order;
+  const bool grouped = std::is_sorted(intervals.account.begin(), intervals.account.end());
+  if (!grouped) {
+    order.resize(n);
+    std::vector<std::size_t> cursor(offsets.begin(), offsets.end() - 1);
+    for (std::size_t row = 0; row < n; ++row) order[cursor[intervals.account[row]]++] = row;
+  }
+
+  step_index index;
+  index.account_offsets.resize(account_count + 1);
+  index.times.reserve(2 * n);
+  index.balances.reserve(2 * n);
+  std::vector<delta> deltas;
+  for (std::size_t a = 0; a < account_count; ++a) {
+    index.account_offsets[a] = index.times.size();
+    deltas.clear();
+    for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
+      const std::size_t row = grouped ? i : order[i];
+      const auto amount = static_cast<std::uint64_t>(intervals.amount[row]);
+      deltas.push_back({intervals.begin[row], amount});
+      // The credit stops counting at end + 1; at the largest timestamp it never stops.
+      if (intervals.end[row] != timestamp_max) deltas.push_back({intervals.end[row] + 1, 0 - amount});
+    }
+    append_account(deltas, index);
+  }
+  index.account_offsets[account_count] = index.times.size();
+  return index;
+}
+
+amount_t step_index::balance(account_index account, timestamp_t t) const noexcept {
+  if (account >= account_count()) return 0;
+  const auto first = times.begin() + static_cast<std::ptrdiff_t>(account_offsets[account]);
+  const auto last = times.begin() + static_cast<std::ptrdiff_t>(account_offsets[account + 1]);
+  const auto after = std::upper_bound(first, last, t);  // first breakpoint later than t
+  if (after == first) return 0;
+  return balances[static_cast<std::size_t>(after - times.begin()) - 1];
+}
+
+class engine::impl {
+ public:
+  virtual ~impl() = default;
+  virtual backend kind() const noexcept = 0;
+  virtual std::vector<amount_t> balances(std::span<const account_index> accounts,
+                                         std::span<const timestamp_t> times) const = 0;
+  virtual const step_index* cpu_index() const noexcept { return nullptr; }
+};
+
+namespace {
+
+class cpu_engine final : public engine::impl {
+ public:
+  explicit cpu_engine(step_index index) : index_(std::move(index)) {}
+  backend kind() const noexcept override { return backend::cpu; }
+  std::vector<amount_t> balances(std::span<const account_index> accounts,
+                                 std::span<const timestamp_t> times) const override {
+    std::vector<amount_t> out(accounts.size());
+    for (std::size_t i = 0; i < accounts.size(); ++i) out[i] = index_.balance(accounts[i], times[i]);
+    return out;
+  }
+  const step_index* cpu_index() const noexcept override { return &index_; }
+
+ private:
+  step_index index_;
+};
+
+}  // namespace
+
+engine::engine(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+engine::engine(engine&&) noexcept = default;
+engine& engine::operator=(engine&&) noexcept = default;
+engine::~engine() = default;
+
+engine engine::create(const ledger_result& result, backend b) {
+  return create(result.intervals, result.account_count, b);
+}
+
+engine engine::create(const interval_table& intervals, std::size_t account_count, backend b) {
+  if (!backend_available(b)) {
+    throw backend_error("backend '" + std::string(to_string(b)) + "' is not available in this build");
+  }
+  return engine(std::make_unique<cpu_engine>(step_index::build(intervals, account_count)));
+}
+
+backend engine::kind() const noexcept { return impl_->kind(); }
+
+std::vector<amount_t> engine::balances(std::span<const account_index> accounts,
+                                       std::span<const timestamp_t> times) const {
+  if (accounts.size() != times.size()) {
+    throw error("engine::balances: accounts and times differ in length");
+  }
+  return impl_->balances(accounts, times);
+}
+
+std::optional<amount_t> engine::balance(account_index account, timestamp_t t) const {
+  return as_optional(impl_->balances({&account, 1}, {&t, 1})[0]);
+}
+
+const step_index* engine::cpu_index() const noexcept { return impl_->cpu_index(); }
+
+}  // namespace gpucredit

@@ -1,0 +1,131 @@
+// Dictionary, event table and the input_error type: validation shared by every input path.
+#include "gpucredit/events.hpp"
+
+#include "gpucredit/error.hpp"
+
+namespace gpucredit {
+
+namespace {
+
+std::string located(const std::string& source, std::uint64_t line, const std::string& reason) {
+  std::string text = source;
+  if (line != 0) {
+    text.push_back(':');
+    text.append(std::to_string(line));
+  }
+  text.append(": ");
+  text.append(reason);
+  return text;
+}
+
+}  // namespace
+
+input_error::input_error(std::string source, std::uint64_t line, std::string reason)
+    : error(located(source, line, reason)),
+      source_(std::move(source)),
+      line_(line),
+      reason_(std::move(reason)) {}
+
+dictionary::dictionary(const dictionary& other) : names_(other.names_) {
+  // Keys are views into names_: rebuild them over this copy's strings.
+  index_.reserve(names_.size());
+  for (std::uint32_t i = 0; i < names_.size(); ++i) index_.emplace(names_[i], i);
+}
+
+dictionary& dictionary::operator=(const dictionary& other) {
+  if (this != &other) *this = dictionary(other);
+  return *this;
+}
+
+std::uint32_t dictionary::intern(std::string_view name) {
+  if (auto it = index_.find(name); it != index_.end()) return it->second;
+  if (names_.size() >= std::numeric_limits<std::uint32_t>::max()) {
+    throw error("gpucredit: more than 2^32 - 1 distinct names");
+  }
+  const auto index = static_cast<std::uint32_t>(names_.size());
+  names_.emplace_back(name);
+  index_.emplace(names_.back(), index);
+  return index;
+}
+
+std::optional<std::uint32_t> dictionary::find(std::string_view name) const {
+  if (auto it = index_.find(name); it != index_.end()) return it->second;
+  return std::nullopt;
+}
+
+void event_table::reserve(std::size_t count) {
+  account.reserve(count);
+  kind.reserve(count);
+  timestamp.reserve(count);
+  amount.reserve(count);
+  end.reserve(count);
+  credit.reserve(count);
+  line.reserve(count);
+}
+
+namespace detail {
+
+const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration) noexcept {
+  if (amount < 0) return "negative amount";
+  if (expiration < 0) return "negative expiration";
+  if (at > timestamp_max - expiration) return "timestamp + expiration beyond int64";
+  return nullptr;
+}
+
+const char* use_problem(amount_t amount) noexcept { return amount < 0 ? "negative amount" : nullptr; }
+
+}  // namespace detail
+
+namespace {
+
+void check_room(const event_table& table, std::uint64_t source_line) {
+  if (table.size() >= events_max) {
+    throw input_error(table.source, source_line, "more than 2^32 - 1 events");
+  }
+}
+
+void append(event_table& table, account_index account, op kind, timestamp_t at, amount_t amount,
+            timestamp_t end, std::uint32_t credit, std::uint64_t source_line) {
+  table.account.push_back(account);
+  table.kind.push_back(kind);
+  table.timestamp.push_back(at);
+  table.amount.push_back(amount);
+  table.end.push_back(end);
+  table.credit.push_back(credit);
+  table.line.push_back(source_line);
+}
+
+}  // namespace
+
+void event_table::add(std::string_view account_name, std::string_view credit_label, timestamp_t at,
+                      amount_t amount_value, timestamp_t expiration, std::uint64_t source_line) {
+  check_room(*this, source_line);
+  if (const char* problem = detail::add_problem(at, amount_value, expiration)) {
+    throw input_error(source, source_line, problem);
+  }
+  const account_index a = accounts.intern(account_name);
+  const std::uint32_t c = credit_labels.intern(credit_label);
+  append(*this, a, op::add, at, amount_value, at + expiration, c, source_line);
+}
+
+void event_table::use(std::string_view account_name, timestamp_t at, amount_t amount_value,
+                      std::uint64_t source_line) {
+  check_room(*this, source_line);
+  if (const char* problem = detail::use_problem(amount_value)) {
+    throw input_error(source, source_line, problem);
+  }
+  const account_index a = accounts.intern(account_name);
+  append(*this, a, op::use, at, amount_value, at, 0, source_line);
+}
+
+std::vector<account_index> query_batch::resolve(const dictionary& events) const {
+  std::vector<account_index> mapping(accounts.size());
+  for (std::uint32_t i = 0; i < accounts.size(); ++i) {
+    mapping[i] = events.find(accounts[i]).value_or(account_none);
+  }
+  std::vector<account_index> resolved(account.size());
+  for (std::size_t i = 0; i < account.size(); ++i) resolved[i] = mapping[account[i]];
+  return resolved;
+}
+
+}  // namespace gpucredit

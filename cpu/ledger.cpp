@@ -1,0 +1,151 @@
+// The authoritative ledger replay. Events are grouped by account with a stable counting
+// sort (accounts never interact), each account's events are put in (timestamp, arrival)
+// order, and `account_replayer` sweeps them with the live credits in a min-heap keyed by
+// (end, start, arrival): its top is both the next credit to expire and the first to draw
+// from, so an add, a draw and an expiry each cost O(log live credits).
+#include "gpucredit/ledger.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <string>
+#include <tuple>
+
+#include "gpucredit/error.hpp"
+
+namespace gpucredit {
+namespace detail {
+
+namespace {
+
+// std::*_heap build max-heaps; "greater" puts the smallest (end, start, row) on top.
+template <class Credit>
+bool later_first(const Credit& a, const Credit& b) noexcept {
+  return std::tie(a.end, a.start, a.row) > std::tie(b.end, b.start, b.row);
+}
+
+}  // namespace
+
+void account_replayer::close(const live_credit& credit, timestamp_t end) {
+  assert(credit.open_begin <= end);
+  assert(credit.remaining > 0);
+  rows_.push_back({credit.row, credit.open_begin, end, credit.remaining});
+}
+
+void account_replayer::run(std::span<const account_event> events, account_index account,
+                           overdraft_policy policy, ledger_result& out) {
+  constexpr auto heap_order = later_first<live_credit>;
+  heap_.clear();
+  rows_.clear();
+  amount_t balance = 0;  // sum of `remaining` over heap_: the balance at the current time
+
+  auto pop_top = [&] {
+    std::pop_heap(heap_.begin(), heap_.end(), heap_order);
+    heap_.pop_back();
+  };
+
+  std::size_t i = 0;
+  while (i < events.size()) {
+    const timestamp_t t = events[i].timestamp;
+    // Credits whose end is before t expired at end + 1 <= t (no end + 1 is computed).
+    while (!heap_.empty() && heap_.front().end < t) {
+      close(heap_.front(), heap_.front().end);
+      balance -= heap_.front().remaining;
+      pop_top();
+    }
+    for (; i < events.size() && events[i].timestamp == t; ++i) {
+      const account_event& e = events[i];
+      assert(e.amount >= 0);
+      if (e.amount == 0) continue;  // a zero add is no credit, a zero use draws nothing
+      if (e.kind == op::add) {
+        if (balance > amount_max - e.amount) throw balance_overflow{e.row, t};
+        balance += e.amount;
+        heap_.push_back({e.end, t, e.row, e.amount, t});
+        std::push_heap(heap_.begin(), heap_.end(), heap_order);
+        continue;
+      }
+      if (e.amount > balance && policy == overdraft_policy::reject) {
+        out.rejections.push(account, e.row, t, e.amount);
+        continue;
+      }
+      amount_t need = e.amount;
+      while (need > 0 && !heap_.empty()) {
+        live_credit& top = heap_.front();
+        const amount_t take = std::min(top.remaining, need);
+        // The stretch at the old amount ends at t - 1; none when it began at t.
+        if (top.open_begin < t) close(top, t - 1);
+        top.remaining -= take;
+        need -= take;
+        balance -= take;
+        if (top.remaining == 0) {
+          pop_top();
+        } else {
+          top.open_begin = t;  // the heap key (end, start, row) is unchanged
+        }
+      }
+      if (need > 0) out.shortfalls.push(account, e.row, t, need);
+    }
+    assert(balance >= 0);
+  }
+  for (const live_credit& credit : heap_) close(credit, credit.end);
+
+  std::sort(rows_.begin(), rows_.end(), [](const closed_row& a, const closed_row& b) {
+    return std::tie(a.credit, a.begin) < std::tie(b.credit, b.begin);
+  });
+  for (const closed_row& r : rows_) out.intervals.push(account, r.credit, r.begin, r.end, r.amount);
+}
+
+}  // namespace detail
+
+ledger_result replay(const event_table& events, overdraft_policy policy) {
+  const std::size_t event_count = events.size();
+  const std::size_t account_count = events.accounts.size();
+
+  // Stable counting sort of rows by account: arrival order survives within an account.
+  std::vector<std::size_t> offsets(account_count + 1, 0);
+  for (const account_index a : events.account) ++offsets[a + 1];
+  for (std::size_t a = 0; a < account_count; ++a) offsets[a + 1] += offsets[a];
+  std::vector<event_row> order(event_count);
+  {
+    std::vector<std::size_t> cursor(offsets.begin(), offsets.end() - 1);
+    for (std::size_t row = 0; row < event_count; ++row) {
+      order[cursor[events.account[row]]++] = static_cast<event_row>(row);
+    }
+  }
+
+  ledger_result out;
+  out.account_count = account_count;
+  out.intervals.account.reserve(event_count);
+  out.intervals.credit.reserve(event_count);
+  out.intervals.begin.reserve(event_count);
+  out.intervals.end.reserve(event_count);
+  out.intervals.amount.reserve(event_count);
+
+  detail::account_replayer replayer;
+  std::vector<detail::account_event> batch;
+  for (std::size_t a = 0; a < account_count; ++a) {
+    batch.clear();
+    for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
+      const event_row row = order[i];
+      batch.push_back({events.timestamp[row], events.amount[row], events.end[row], row, events.kind[row]});
+    }
+    // Logs mostly arrive in time order: sort only when needed. Stable, so equal
+    // timestamps keep arrival order.
+    auto by_time = [](const detail::account_event& x, const detail::account_event& y) {
+      return x.timestamp < y.timestamp;
+    };
+    if (!std::is_sorted(batch.begin(), batch.end(), by_time)) {
+      std::stable_sort(batch.begin(), batch.end(), by_time);
+    }
+    try {
+      replayer.run(batch, static_cast<account_index>(a), policy, out);
+    } catch (const detail::balance_overflow& overflow) {
+      throw input_error(events.source, events.line[overflow.row],
+                        "balance beyond int64 at " + std::to_string(overflow.timestamp) +
+                            " (account '" + std::string(events.accounts[static_cast<std::uint32_t>(a)]) +
+                            "')");
+    }
+  }
+  return out;
+}
+
+}  // namespace gpucredit

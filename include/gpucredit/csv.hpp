@@ -1,0 +1,71 @@
+// CSV input and output in the CLI's formats (SPEC section 7). Readers stream the file
+// through a fixed buffer, accept RFC 4180 quoting, CRLF line ends, a UTF-8 byte order
+// mark and a missing final newline, and skip empty lines. Writers quote a field only
+// when it holds a comma, a double quote, CR or LF, and end every line with LF.
+#pragma once
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gpucredit/events.hpp"
+#include "gpucredit/ledger.hpp"
+
+namespace gpucredit {
+
+/// Header of an events file.
+inline constexpr std::string_view events_header = "op,account,credit_id,timestamp,amount,expiration";
+/// Header of a queries file.
+inline constexpr std::string_view queries_header = "account,timestamp";
+/// Header of a balances file.
+inline constexpr std::string_view balances_header = "account,timestamp,balance";
+/// Header of an intervals file.
+inline constexpr std::string_view intervals_header = "account,credit_id,begin,end,amount";
+
+/// Reads an events file. Throws `input_error` ("FILE:LINE: reason") for bad input,
+/// including a file that cannot be opened. Blocks.
+event_table read_events(const std::filesystem::path& path);
+/// Parses events from memory; `source` names it in errors.
+event_table parse_events(std::string_view text, std::string source = "events");
+
+/// Reads a queries file; throws `input_error` like `read_events`.
+query_batch read_queries(const std::filesystem::path& path);
+query_batch parse_queries(std::string_view text, std::string source = "queries");
+
+/// Buffered CSV writer over a stdio stream or a file descriptor. Throws `io_error`
+/// when a write fails (full disk, closed pipe).
+class csv_writer {
+ public:
+  /// Writes to `fd` (not owned). `name` names the destination in errors.
+  csv_writer(int fd, std::string name);
+  ~csv_writer();  // does not flush: call finish()
+  csv_writer(const csv_writer&) = delete;
+  csv_writer& operator=(const csv_writer&) = delete;
+
+  void field(std::string_view text);  ///< quoted only when needed
+  void field(std::int64_t value);
+  void empty_field();
+  void raw(std::string_view text);    ///< bytes as they are (headers)
+  void end_row();
+  /// Flushes everything written so far.
+  void finish();
+
+ private:
+  void separator();
+  void flush_if_full();
+  int fd_;
+  std::string name_;
+  std::string buffer_;
+  bool row_started_ = false;
+};
+
+/// Writes the balances of `queries` (one row per query, in query order, empty balance
+/// for none) with a header. `balances[i]` answers query i (0 = none).
+void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances);
+
+/// Writes the interval table with a header: account,credit_id,begin,end,amount.
+void write_intervals(csv_writer& out, const event_table& events, const interval_table& intervals);
+
+}  // namespace gpucredit

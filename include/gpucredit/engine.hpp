@@ -1,0 +1,95 @@
+// The query engine: per-account step functions built from the interval table, and
+// batches of point-in-time balance queries answered against them (SPEC sections 3, 5).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "gpucredit/ledger.hpp"
+#include "gpucredit/types.hpp"
+
+namespace gpucredit {
+
+/// Where queries are answered.
+enum class backend : std::uint8_t { cpu, cuda };
+
+/// "cpu" or "cuda".
+std::string_view to_string(backend b) noexcept;
+/// The backends compiled into this build, CPU first.
+std::vector<backend> compiled_backends();
+/// Whether `b` was compiled in and can run here (for CUDA: a device is present).
+bool backend_available(backend b);
+/// Resolves a request "auto", "cpu" or "cuda". "auto" honours the environment
+/// variable GPUCREDIT_BACKEND when it is set, else picks CUDA when available, else CPU.
+/// Throws `backend_error` for an unknown name or a backend that cannot run here.
+backend select_backend(std::string_view request = "auto");
+
+/// A per-account step function in CSR form: the breakpoints of account a are
+/// [account_offsets[a], account_offsets[a + 1]); `times` strictly increase within an
+/// account and `balances[i]` holds from `times[i]` until the next breakpoint. Before an
+/// account's first breakpoint its balance is 0. Searches touch only `times`.
+struct step_index {
+  std::vector<std::uint64_t> account_offsets;  ///< account_count + 1 entries
+  std::vector<timestamp_t> times;
+  std::vector<amount_t> balances;
+
+  std::size_t account_count() const noexcept {
+    return account_offsets.empty() ? 0 : account_offsets.size() - 1;
+  }
+  std::size_t size() const noexcept { return times.size(); }
+
+  /// Builds the index from `intervals` (rows of any order): +amount at begin,
+  /// -amount at end + 1 (none when end is the largest timestamp), equal times merged,
+  /// prefix-summed per account. Accounts >= account_count must not appear.
+  static step_index build(const interval_table& intervals, std::size_t account_count);
+
+  /// The balance of `account` at `t` (0 = none; account_none or out of range: 0).
+  amount_t balance(account_index account, timestamp_t t) const noexcept;
+};
+
+/// Answers batches of balance queries on one backend. Built once from an interval
+/// table, then queried any number of times; const methods are safe to call from
+/// several threads at once.
+class engine {
+ public:
+  /// Builds the engine's index from `result.intervals` on backend `b`.
+  /// Throws `backend_error` when `b` is not available.
+  static engine create(const ledger_result& result, backend b = backend::cpu);
+  static engine create(const interval_table& intervals, std::size_t account_count,
+                       backend b = backend::cpu);
+
+  engine(engine&&) noexcept;
+  engine& operator=(engine&&) noexcept;
+  ~engine();
+
+  backend kind() const noexcept;
+
+  /// Balances of the queries (accounts[i], times[i]), in query order; 0 means none
+  /// (no credit left, or an unknown account: account_none or out of range). Sorted and
+  /// unsorted batches are both fine. The spans must have equal sizes. Blocks.
+  std::vector<amount_t> balances(std::span<const account_index> accounts,
+                                 std::span<const timestamp_t> times) const;
+
+  /// One query, as the SPEC reports it: nullopt for none.
+  std::optional<amount_t> balance(account_index account, timestamp_t t) const;
+
+  /// The CPU step index (for tests and diagnostics); null on other backends.
+  const step_index* cpu_index() const noexcept;
+
+  /// The seam a backend implements.
+  class impl;
+
+ private:
+  explicit engine(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
+
+/// Turns the engine's 0-as-none convention into SPEC's optional.
+constexpr std::optional<amount_t> as_optional(amount_t balance) noexcept {
+  return balance == 0 ? std::nullopt : std::optional<amount_t>(balance);
+}
+
+}  // namespace gpucredit

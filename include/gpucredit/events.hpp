@@ -1,0 +1,103 @@
+// Event input as columns: the interning dictionary and the event table (SPEC sections
+// 1, 2 and 6). Every way into the ledger (CSV files, the interactive API) goes through
+// `event_table::add` / `event_table::use`, so every event is validated the same way.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "gpucredit/types.hpp"
+
+namespace gpucredit {
+
+/// Interns strings (account names, credit labels) into dense indices 0, 1, 2, ... in
+/// order of first appearance. Names are kept byte for byte; views it returns stay valid
+/// for the dictionary's life.
+class dictionary {
+ public:
+  dictionary() = default;
+  dictionary(const dictionary& other);
+  dictionary& operator=(const dictionary& other);
+  dictionary(dictionary&&) noexcept = default;
+  dictionary& operator=(dictionary&&) noexcept = default;
+
+  /// The index of `name`, adding it if new. Throws `error` past 2^32 - 1 names.
+  std::uint32_t intern(std::string_view name);
+  /// The index of `name`, or nullopt when it was never interned.
+  std::optional<std::uint32_t> find(std::string_view name) const;
+  /// The name at `index` (must be < size()).
+  std::string_view operator[](std::uint32_t index) const { return names_[index]; }
+  std::size_t size() const noexcept { return names_.size(); }
+
+ private:
+  struct hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::deque<std::string> names_;  // a deque never moves its elements: views stay valid
+  std::unordered_map<std::string_view, std::uint32_t, hash, std::equal_to<>> index_;
+};
+
+/// All events of a ledger as structure-of-arrays, in arrival order (row = arrival).
+/// The credit's end (`timestamp + expiration`) is stored instead of the expiration,
+/// computed once with an overflow check.
+struct event_table {
+  std::string source = "input";  ///< names the input in error messages (file name)
+  dictionary accounts;
+  dictionary credit_labels;
+
+  std::vector<account_index> account;
+  std::vector<op> kind;
+  std::vector<timestamp_t> timestamp;
+  std::vector<amount_t> amount;
+  std::vector<timestamp_t> end;        ///< add: timestamp + expiration; use: unused (= timestamp)
+  std::vector<std::uint32_t> credit;   ///< add: credit label index; use: unused (0)
+  std::vector<std::uint64_t> line;     ///< where the event came from (file line, or call number)
+
+  std::size_t size() const noexcept { return account.size(); }
+  void reserve(std::size_t count);
+
+  /// Appends `add(account, credit_label, amount, timestamp, expiration)`.
+  /// Throws `input_error` naming `source` and `source_line` for a negative amount or
+  /// expiration, or `timestamp + expiration` beyond int64. Nothing is appended then.
+  void add(std::string_view account_name, std::string_view credit_label, timestamp_t at,
+           amount_t amount_value, timestamp_t expiration, std::uint64_t source_line);
+  /// Appends `use(account, timestamp, amount)`; throws `input_error` for a negative amount.
+  void use(std::string_view account_name, timestamp_t at, amount_t amount_value,
+           std::uint64_t source_line);
+
+  /// The label of the credit added at `row` (which must be an add).
+  std::string_view credit_label(event_row row) const { return credit_labels[credit[row]]; }
+};
+
+/// A batch of balance queries as columns, in query order. Query account names are
+/// interned separately from the events' (unknown accounts are fine: they answer none).
+struct query_batch {
+  dictionary accounts;
+  std::vector<account_index> account;  ///< index into `accounts`
+  std::vector<timestamp_t> timestamp;
+
+  std::size_t size() const noexcept { return account.size(); }
+  void push(std::string_view account_name, timestamp_t at) {
+    account.push_back(accounts.intern(account_name));
+    timestamp.push_back(at);
+  }
+  /// Each query's account as an index into `events` (account_none when unknown there).
+  std::vector<account_index> resolve(const dictionary& events) const;
+};
+
+namespace detail {
+/// Why add(timestamp, amount, expiration) is bad input, or nullptr when it is fine.
+const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration) noexcept;
+/// Why use(amount) is bad input, or nullptr when it is fine.
+const char* use_problem(amount_t amount) noexcept;
+}  // namespace detail
+
+}  // namespace gpucredit

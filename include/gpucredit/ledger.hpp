@@ -1,0 +1,113 @@
+// The authoritative ledger (SPEC sections 2 to 5): replays each account's events in
+// (timestamp, arrival) order and flattens the result into a table of credit intervals.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "gpucredit/events.hpp"
+#include "gpucredit/types.hpp"
+
+namespace gpucredit {
+
+/// The flattened ledger: one row per stretch of time in which a credit's remaining
+/// amount is constant and positive: the credit held `amount` at every t in
+/// [begin, end] (both ends included, begin <= end). Rows are grouped by account in
+/// ascending account index, and within an account ordered by (credit, begin).
+/// For every account and t: balance(t) = sum of `amount` over its rows covering t.
+struct interval_table {
+  std::vector<account_index> account;
+  std::vector<event_row> credit;  ///< the row of the credit's add in the event table
+  std::vector<timestamp_t> begin;
+  std::vector<timestamp_t> end;
+  std::vector<amount_t> amount;
+
+  std::size_t size() const noexcept { return account.size(); }
+  void push(account_index a, event_row c, timestamp_t b, timestamp_t e, amount_t v) {
+    account.push_back(a);
+    credit.push_back(c);
+    begin.push_back(b);
+    end.push_back(e);
+    amount.push_back(v);
+  }
+};
+
+/// Uses that were not paid in full: under `drain`, `amount` is the unpaid rest (the
+/// shortfall); under `reject`, the whole usage, which changed nothing. Grouped by
+/// account, in the order the ledger applied them.
+struct usage_table {
+  std::vector<account_index> account;
+  std::vector<event_row> row;  ///< the use's row in the event table
+  std::vector<timestamp_t> timestamp;
+  std::vector<amount_t> amount;
+
+  std::size_t size() const noexcept { return account.size(); }
+  void push(account_index a, event_row r, timestamp_t t, amount_t v) {
+    account.push_back(a);
+    row.push_back(r);
+    timestamp.push_back(t);
+    amount.push_back(v);
+  }
+};
+
+/// Everything the replay produces.
+struct ledger_result {
+  interval_table intervals;
+  usage_table shortfalls;  ///< drain only
+  usage_table rejections;  ///< reject only
+  std::size_t account_count = 0;  ///< = events.accounts.size()
+};
+
+/// Replays every account of `events` under `policy`. O(n log n) in events, whatever
+/// the number of live credits per account. Throws `input_error` naming the event's
+/// source line when an account's balance would go beyond int64 after some event.
+/// Blocks; uses the calling thread only.
+ledger_result replay(const event_table& events, overdraft_policy policy = overdraft_policy::drain);
+
+namespace detail {
+
+/// One event of one account, gathered for the replay core.
+struct account_event {
+  timestamp_t timestamp;
+  amount_t amount;
+  timestamp_t end;  ///< add: timestamp + expiration
+  event_row row;    ///< arrival number; ties in (timestamp) apply in this order
+  op kind;
+};
+
+/// Thrown by `replay_account` when the balance would leave int64.
+struct balance_overflow {
+  event_row row;
+  timestamp_t timestamp;
+};
+
+/// Replays one account's events, which must be sorted by (timestamp, row). Appends its
+/// interval rows (ordered by credit, then begin) and usage exceptions to `out`.
+/// `scratch` is reused across calls to avoid allocation. Throws `balance_overflow`.
+class account_replayer {
+ public:
+  void run(std::span<const account_event> events, account_index account, overdraft_policy policy,
+           ledger_result& out);
+
+ private:
+  struct live_credit {
+    timestamp_t end;
+    timestamp_t start;
+    event_row row;
+    amount_t remaining;
+    timestamp_t open_begin;  // begin of the stretch at the current `remaining`
+  };
+  struct closed_row {
+    event_row credit;
+    timestamp_t begin;
+    timestamp_t end;
+    amount_t amount;
+  };
+  void close(const live_credit& credit, timestamp_t end);
+
+  std::vector<live_credit> heap_;
+  std::vector<closed_row> rows_;
+};
+
+}  // namespace detail
+}  // namespace gpucredit

@@ -1,0 +1,41 @@
+// Basic value types shared by every part of gpucredit (SPEC sections 1 and 4).
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string_view>
+
+namespace gpucredit {
+
+/// A point in time, in any unit the caller chooses (the examples use seconds).
+using timestamp_t = std::int64_t;
+/// An amount of credit. Never negative in input; a balance always fits in int64.
+using amount_t = std::int64_t;
+/// Dense index of an interned account name (see `dictionary`).
+using account_index = std::uint32_t;
+/// Position of an event in its table: its arrival number.
+using event_row = std::uint32_t;
+
+inline constexpr timestamp_t timestamp_min = std::numeric_limits<timestamp_t>::min();
+inline constexpr timestamp_t timestamp_max = std::numeric_limits<timestamp_t>::max();
+inline constexpr amount_t amount_max = std::numeric_limits<amount_t>::max();
+/// The account index that no account has: queries for unknown accounts carry it.
+inline constexpr account_index account_none = std::numeric_limits<account_index>::max();
+/// The most events one table holds (rows are 32-bit arrival numbers).
+inline constexpr std::uint64_t events_max = std::numeric_limits<event_row>::max();
+
+/// The two kinds of event in a ledger.
+enum class op : std::uint8_t { add, use };
+
+/// What a usage does when it asks for more than the active credits hold (SPEC section 4).
+enum class overdraft_policy : std::uint8_t {
+  drain,   ///< every active credit drops to 0, the unpaid rest is recorded as shortfall
+  reject,  ///< the usage changes nothing and is recorded as rejected
+};
+
+/// "drain" or "reject".
+constexpr std::string_view to_string(overdraft_policy policy) noexcept {
+  return policy == overdraft_policy::drain ? "drain" : "reject";
+}
+
+}  // namespace gpucredit

@@ -1,0 +1,264 @@
+// gpucredit: the command-line tool. Reads events and queries as CSV, replays the ledger,
+// answers the queries, and writes CSV. It is the only part of gpucredit that talks to
+// people: input errors print "FILE:LINE: reason" and exit 2; nothing is written then.
+// Outputs go to a temporary file beside the destination that is renamed over it only
+// once it is complete, so an existing output is never left half-written.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <new>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gpucredit/csv.hpp"
+#include "gpucredit/engine.hpp"
+#include "gpucredit/error.hpp"
+#include "gpucredit/ledger.hpp"
+#include "gpucredit/version.hpp"
+
+namespace {
+
+using namespace gpucredit;
+
+constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;     // the system failed us: a write, memory
+constexpr int exit_bad_input = 2;  // the user's input or command line is at fault
+
+std::string errno_text(int errnum) { return std::strerror(errnum); }
+
+// An output destination: "-" is standard output; anything else is written to a
+// temporary file in the same directory and renamed over the destination by commit().
+class output_file {
+ public:
+  explicit output_file(std::string path) : path_(std::move(path)) {
+    if (path_ == "-") {
+      fd_ = STDOUT_FILENO;
+      return;
+    }
+    const std::filesystem::path target(path_);
+    const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+    std::string pattern = (dir / ("." + target.filename().string() + ".gpucredit-XXXXXX")).string();
+    fd_ = ::mkstemp(pattern.data());
+    if (fd_ < 0) throw io_error(path_ + ": cannot create a file there: " + errno_text(errno));
+    temp_ = pattern;
+    // mkstemp makes the file 0600; give it what a plain create would (0666 less umask).
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd_, 0666 & ~mask);
+  }
+  ~output_file() {
+    if (!temp_.empty()) {
+      ::close(fd_);
+      ::unlink(temp_.c_str());
+    }
+  }
+  output_file(const output_file&) = delete;
+  output_file& operator=(const output_file&) = delete;
+
+  int fd() const noexcept { return fd_; }
+  const std::string& name() const noexcept { return path_; }
+
+  // Makes the written bytes durable and visible under the destination's name.
+  void commit() {
+    if (temp_.empty()) return;
+    if (::fsync(fd_) != 0) throw io_error(path_ + ": cannot flush to disk: " + errno_text(errno));
+    if (::close(fd_) != 0) {
+      fd_ = -1;
+      throw io_error(path_ + ": cannot close: " + errno_text(errno));
+    }
+    fd_ = -1;
+    if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+      const int errnum = errno;
+      ::unlink(temp_.c_str());
+      temp_.clear();
+      throw io_error(path_ + ": cannot replace: " + errno_text(errnum));
+    }
+    temp_.clear();
+  }
+
+ private:
+  std::string path_;
+  std::string temp_;
+  int fd_ = -1;
+};
+
+// Refuses an output path that names one of the inputs: replacing it would lose it.
+void refuse_output_over_input(const std::string& out, const std::vector<std::string>& inputs) {
+  if (out == "-") return;
+  struct stat out_stat {};
+  if (::stat(out.c_str(), &out_stat) != 0) return;  // does not exist yet
+  for (const std::string& in : inputs) {
+    struct stat in_stat {};
+    if (::stat(in.c_str(), &in_stat) == 0 && in_stat.st_dev == out_stat.st_dev && in_stat.st_ino == out_stat.st_ino) {
+      throw input_error(out, 0, "--out names the input file '" + in + "'; refusing to overwrite it");
+    }
+  }
+}
+
+overdraft_policy parse_policy(const std::string& name) {
+  return name == "reject" ? overdraft_policy::reject : overdraft_policy::drain;
+}
+
+// account,timestamp,amount,outcome for every use not paid in full, in arrival order.
+void write_unpaid(csv_writer& out, const event_table& events, const ledger_result& result) {
+  struct row {
+    event_row event;
+    amount_t amount;
+    const char* outcome;
+  };
+  std::vector<row> rows;
+  for (std::size_t i = 0; i < result.shortfalls.size(); ++i) {
+    rows.push_back({result.shortfalls.row[i], result.shortfalls.amount[i], "shortfall"});
+  }
+  for (std::size_t i = 0; i < result.rejections.size(); ++i) {
+    rows.push_back({result.rejections.row[i], result.rejections.amount[i], "rejected"});
+  }
+  std::sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.event < b.event; });
+  out.raw("account,timestamp,amount,outcome");
+  out.end_row();
+  for (const row& r : rows) {
+    out.field(events.accounts[events.account[r.event]]);
+    out.field(events.timestamp[r.event]);
+    out.field(r.amount);
+    out.field(r.outcome);
+    out.end_row();
+  }
+}
+
+struct balances_args {
+  std::string events;
+  std::string queries;
+  std::string out;
+  std::string policy = "drain";
+  std::string backend_name = "auto";
+  std::string unpaid;
+};
+
+int run_balances(const balances_args& args) {
+  const backend chosen = select_backend(args.backend_name);
+  refuse_output_over_input(args.out, {args.events, args.queries});
+  if (!args.unpaid.empty()) refuse_output_over_input(args.unpaid, {args.events, args.queries});
+
+  const event_table events = read_events(args.events);
+  const query_batch queries = read_queries(args.queries);
+  const ledger_result result = replay(events, parse_policy(args.policy));
+  const engine answers = engine::create(result, chosen);
+  const std::vector<account_index> accounts = queries.resolve(events.accounts);
+  const std::vector<amount_t> balances = answers.balances(accounts, queries.timestamp);
+
+  // Every input error is behind us: only now is anything written.
+  std::optional<output_file> unpaid_file;
+  if (!args.unpaid.empty()) {
+    unpaid_file.emplace(args.unpaid);
+    csv_writer unpaid(unpaid_file->fd(), unpaid_file->name());
+    write_unpaid(unpaid, events, result);
+    unpaid.finish();
+  }
+  output_file out_file(args.out);
+  csv_writer out(out_file.fd(), out_file.name());
+  write_balances(out, queries, balances);
+  out.finish();
+  out_file.commit();
+  if (unpaid_file) unpaid_file->commit();
+  return exit_ok;
+}
+
+struct intervals_args {
+  std::string events;
+  std::string out;
+  std::string policy = "drain";
+};
+
+int run_intervals(const intervals_args& args) {
+  refuse_output_over_input(args.out, {args.events});
+  const event_table events = read_events(args.events);
+  const ledger_result result = replay(events, parse_policy(args.policy));
+  output_file out_file(args.out);
+  csv_writer out(out_file.fd(), out_file.name());
+  write_intervals(out, events, result.intervals);
+  out.finish();
+  out_file.commit();
+  return exit_ok;
+}
+
+std::string version_text() {
+  std::string text = std::string("gpucredit ") + version_string + "\nbackends:";
+  for (const backend b : compiled_backends()) text += " " + std::string(to_string(b));
+  return text;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"gpucredit: exact point-in-time balances of expiring GPU credits.\n"
+               "Semantics: SPEC.md in the source tree. Exit codes: 0 ok, 1 system failure "
+               "(write, memory), 2 bad input or usage."};
+  app.set_version_flag("--version", version_text(), "Print the version and the backends compiled in");
+  app.require_subcommand(1);
+
+  balances_args balances;
+  CLI::App* balances_cmd = app.add_subcommand(
+      "balances", "Answer point-in-time balance queries: writes account,timestamp,balance in query order");
+  balances_cmd->add_option("--events", balances.events, "Events CSV: op,account,credit_id,timestamp,amount,expiration")
+      ->required();
+  balances_cmd->add_option("--queries", balances.queries, "Queries CSV: account,timestamp")->required();
+  balances_cmd->add_option("--out", balances.out, "Output CSV, or - for standard output")->required();
+  balances_cmd->add_option("--policy", balances.policy, "Overdraft policy")
+      ->check(CLI::IsMember({"drain", "reject"}))
+      ->capture_default_str();
+  balances_cmd
+      ->add_option("--backend", balances.backend_name,
+                   "Query backend: auto, cpu or cuda (auto honours GPUCREDIT_BACKEND)")
+      ->capture_default_str();
+  balances_cmd->add_option("--unpaid", balances.unpaid,
+                           "Also write the uses not paid in full: account,timestamp,amount,outcome "
+                           "(outcome: shortfall under drain, rejected under reject)");
+
+  intervals_args intervals;
+  CLI::App* intervals_cmd = app.add_subcommand(
+      "intervals", "Dump the flattened ledger: account,credit_id,begin,end,amount (both ends included)");
+  intervals_cmd->add_option("--events", intervals.events, "Events CSV")->required();
+  intervals_cmd->add_option("--out", intervals.out, "Output CSV, or - for standard output")->required();
+  intervals_cmd->add_option("--policy", intervals.policy, "Overdraft policy")
+      ->check(CLI::IsMember({"drain", "reject"}))
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return exit_bad_input;
+  }
+
+  try {
+    if (balances_cmd->parsed()) return run_balances(balances);
+    if (intervals_cmd->parsed()) return run_intervals(intervals);
+    return exit_bad_input;
+  } catch (const input_error& e) {
+    std::cerr << e.what() << '\n';
+    return exit_bad_input;
+  } catch (const backend_error& e) {
+    std::cerr << "gpucredit: " << e.what() << '\n';
+    return exit_bad_input;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "gpucredit: out of memory\n";
+    return exit_failure;
+  } catch (const std::exception& e) {
+    std::cerr << "gpucredit: " << e.what() << '\n';
+    return exit_failure;
+  }
+}
