@@ -117,20 +117,36 @@ class record_reader {
            static_cast<std::size_t>(line_end - base) + (newline != nullptr ? 1 : 0), 0};
       return true;
     }
-    // Quotes on this line: walk byte by byte. A doubled quote toggles twice, so
-    // toggling on every quote tracks "inside a quoted field" exactly.
+    // Quotes on this line: walk byte by byte. A quote opens a quoted field only at the
+    // field's start, or right after a closing quote (a doubled quote); a stray quote
+    // elsewhere is left for split() to refuse with its field number.
     bool inside = false;
+    bool at_field_start = true;
+    bool just_closed = false;
     std::uint64_t newlines = 0;
     for (const char* q = p; q < stop; ++q) {
-      if (*q == '"') {
-        inside = !inside;
-      } else if (*q == '\n') {
-        if (!inside) {
-          x = {static_cast<std::size_t>(q - base), static_cast<std::size_t>(q - base) + 1, newlines};
-          return true;
+      const char c = *q;
+      if (inside) {
+        if (c == '"') {
+          inside = false;
+          just_closed = true;
+        } else if (c == '\n') {
+          ++newlines;
         }
-        ++newlines;
+        continue;
       }
+      if (c == '"' && (at_field_start || just_closed)) {
+        inside = true;
+        just_closed = false;
+        at_field_start = false;
+        continue;
+      }
+      if (c == '\n') {
+        x = {static_cast<std::size_t>(q - base), static_cast<std::size_t>(q - base) + 1, newlines};
+        return true;
+      }
+      just_closed = false;
+      at_field_start = c == ',';
     }
     if (!eof_) return false;
     if (inside) {

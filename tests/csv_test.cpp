@@ -1,1 +1,234 @@
+// Proves the CSV reader and writer follow SPEC section 7: RFC 4180 quoting (commas,
+// doubled quotes and line breaks inside quotes), CRLF, a missing final newline, a byte
+// order mark, empty lines, names kept byte for byte; streaming across buffer refills,
+// records larger than the buffer; every refusal names the right line; and the writer
+// quotes only when it must.
 #include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "gpucredit/csv.hpp"
+#include "gpucredit/error.hpp"
+#include "test_support.hpp"
+
+namespace gpucredit {
+namespace {
+
+const std::string header = "op,account,credit_id,timestamp,amount,expiration\n";
+
+// The line and reason of the refusal of `text` as events.
+std::pair<std::uint64_t, std::string> events_refusal(const std::string& text) {
+  try {
+    parse_events(text, "e.csv");
+  } catch (const input_error& e) {
+    EXPECT_EQ(e.source(), "e.csv");
+    return {e.line(), e.reason()};
+  }
+  ADD_FAILURE() << "accepted: " << text;
+  return {0, ""};
+}
+
+TEST(CsvRead, PlainEvents) {
+  const event_table t = parse_events(header + "add,a,g1,10,40,50\nuse,a,,30,30,\n");
+  ASSERT_EQ(t.size(), 2U);
+  EXPECT_EQ(t.kind[0], op::add);
+  EXPECT_EQ(t.timestamp[0], 10);
+  EXPECT_EQ(t.amount[0], 40);
+  EXPECT_EQ(t.end[0], 60);
+  EXPECT_EQ(t.credit_label(0), "g1");
+  EXPECT_EQ(t.kind[1], op::use);
+  EXPECT_EQ(t.amount[1], 30);
+  EXPECT_EQ(t.line[0], 2U);
+  EXPECT_EQ(t.line[1], 3U);
+  EXPECT_EQ(t.accounts.size(), 1U);
+}
+
+TEST(CsvRead, QuotedFieldsCrlfAndNoFinalNewline) {
+  const event_table t = parse_events(
+      "op,account,credit_id,timestamp,amount,expiration\r\n"
+      "add,\"org,with,commas\",\"say \"\"hi\"\"\",1,5,10\r\n"
+      "add,\"two\nlines\",g,2,5,10\r\n"
+      "use,plain,,3,1,");
+  ASSERT_EQ(t.size(), 3U);
+  EXPECT_EQ(t.accounts[t.account[0]], "org,with,commas");
+  EXPECT_EQ(t.credit_label(0), "say \"hi\"");
+  EXPECT_EQ(t.accounts[t.account[1]], "two\nlines");
+  EXPECT_EQ(t.line[2], 5U) << "a line break inside quotes still counts as a line";
+  EXPECT_EQ(t.accounts[t.account[2]], "plain");
+}
+
+TEST(CsvRead, ByteOrderMarkAndEmptyLinesAndUtf8) {
+  const event_table t = parse_events("\xEF\xBB\xBF" + header + "\nadd,caf\xC3\xA9-\xE6\x97\xA5,g,1,5,10\n\r\n\n");
+  ASSERT_EQ(t.size(), 1U);
+  EXPECT_EQ(t.line[0], 3U);
+  EXPECT_EQ(t.accounts[0], "caf\xC3\xA9-\xE6\x97\xA5");
+}
+
+TEST(CsvRead, HeaderOnlyIsAnEmptyLedger) {
+  EXPECT_EQ(parse_events(header).size(), 0U);
+  EXPECT_EQ(parse_queries("account,timestamp").size(), 0U);
+}
+
+TEST(CsvRead, Refusals) {
+  EXPECT_EQ(events_refusal(""), std::make_pair(std::uint64_t{0}, std::string("missing header line '") +
+                                                                      std::string(events_header) + "'"));
+  EXPECT_EQ(events_refusal("op,account,timestamp,amount\n").first, 1U);
+  EXPECT_EQ(events_refusal(header + "add,a,g,1,5\n"), std::make_pair(std::uint64_t{2}, std::string("expected 6 fields, got 5")));
+  EXPECT_EQ(events_refusal(header + "add,a,g,1,5,10,7\n").second, "expected 6 fields, got 7");
+  EXPECT_EQ(events_refusal(header + "refund,a,g,1,5,10\n").second, "unknown op 'refund'");
+  EXPECT_EQ(events_refusal(header + "add,,g,1,5,10\n").second, "missing account");
+  EXPECT_EQ(events_refusal(header + "add,a,g,,5,10\n").second, "missing timestamp");
+  EXPECT_EQ(events_refusal(header + "add,a,g,1.5,5,10\n").second, "timestamp is not an integer: '1.5'");
+  EXPECT_EQ(events_refusal(header + "add,a,g,+1,5,10\n").second, "timestamp is not an integer: '+1'");
+  EXPECT_EQ(events_refusal(header + "add,a,g, 1,5,10\n").second, "timestamp is not an integer: ' 1'");
+  EXPECT_EQ(events_refusal(header + "add,a,g,1 ,5,10\n").second, "timestamp is not an integer: '1 '");
+  EXPECT_EQ(events_refusal(header + "add,a,g,0x1,5,10\n").second, "timestamp is not an integer: '0x1'");
+  EXPECT_EQ(events_refusal(header + "add,a,g,1,99999999999999999999,10\n").second, "amount out of int64 range");
+  EXPECT_EQ(events_refusal(header + "add,a,g,1,-5,10\n").second, "negative amount");
+  EXPECT_EQ(events_refusal(header + "add,a,g,1,5,-1\n").second, "negative expiration");
+  EXPECT_EQ(events_refusal(header + "add,a,g,1,5,\n").second, "missing expiration");
+  EXPECT_EQ(events_refusal(header + "use,a,,1,-5,\n").second, "negative amount");
+  EXPECT_EQ(events_refusal(header + "use,a,,1,5,3\n").second, "use takes no expiration (got '3')");
+  EXPECT_EQ(events_refusal(header + "add,a,g,9223372036854775804,5,4\n").second, "timestamp + expiration beyond int64");
+  EXPECT_EQ(events_refusal(header + "add,a,g,1,5,10\nadd,\"a,g,1,5,10\n"),
+            std::make_pair(std::uint64_t{3}, std::string("unterminated quoted field at end of file")));
+  EXPECT_EQ(events_refusal(header + "add,\"a\"x,g,1,5,10\n").second, "unexpected character after a closing quote in field 2");
+  EXPECT_EQ(events_refusal(header + "add,a\"b,g,1,5,10\n").second, "double quote inside an unquoted field 2");
+}
+
+TEST(CsvRead, LongFieldsInErrorsAreShortened) {
+  const std::string reason = events_refusal(header + "add,a,g,x" + std::string(1000, '7') + ",5,10\n").second;
+  EXPECT_LT(reason.size(), 100U);
+  EXPECT_NE(reason.find("..."), std::string::npos);
+}
+
+TEST(CsvRead, Queries) {
+  const query_batch q = parse_queries("account,timestamp\na,1\n\"b,c\",-9223372036854775808\na,3\n");
+  ASSERT_EQ(q.size(), 3U);
+  EXPECT_EQ(q.accounts.size(), 2U);
+  EXPECT_EQ(q.account[0], q.account[2]);
+  EXPECT_EQ(q.accounts[q.account[1]], "b,c");
+  EXPECT_EQ(q.timestamp[1], timestamp_min);
+  try {
+    parse_queries("account,timestamp\na,1,2\n", "q.csv");
+    FAIL();
+  } catch (const input_error& e) {
+    EXPECT_STREQ(e.what(), "q.csv:2: expected 2 fields, got 3");
+  }
+  EXPECT_THROW(parse_queries("acct,time\n"), input_error);
+}
+
+TEST(CsvRead, FilesStreamAcrossBufferRefills) {
+  // Many records, and one whose account is larger than the reader's first buffer.
+  const std::filesystem::path dir = test::scratch_dir("csv-stream");
+  std::string text = header;
+  for (int i = 0; i < 100000; ++i) {
+    text += "add,\"acct,";
+    text += std::to_string(i % 97);
+    text += "\",g" + std::to_string(i) + "," + std::to_string(i) + ",5,10\r\n";
+  }
+  const std::string huge(3 << 20, 'x');
+  text += "use," + huge + ",,7,1,\n";
+  text += "use,\"" + huge + "\"\"q\",,8,1,";  // quoted, escaped, no final newline
+  test::write_file(dir / "events.csv", text);
+
+  const event_table from_file = read_events(dir / "events.csv");
+  const event_table from_memory = parse_events(text);
+  ASSERT_EQ(from_file.size(), 100002U);
+  EXPECT_EQ(from_file.timestamp, from_memory.timestamp);
+  EXPECT_EQ(from_file.account, from_memory.account);
+  EXPECT_EQ(from_file.line, from_memory.line);
+  EXPECT_EQ(from_file.accounts[from_file.account[100000]], huge);
+  EXPECT_EQ(from_file.accounts[from_file.account[100001]], huge + "\"q");
+  EXPECT_EQ(from_file.line[100001], 100003U);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CsvRead, UnreadableInputs) {
+  const std::filesystem::path dir = test::scratch_dir("csv-unreadable");
+  try {
+    read_events(dir / "missing.csv");
+    FAIL();
+  } catch (const input_error& e) {
+    EXPECT_EQ(e.line(), 0U);
+    EXPECT_NE(e.reason().find("cannot open"), std::string::npos);
+  }
+  try {
+    read_events(dir);
+    FAIL();
+  } catch (const input_error& e) {
+    EXPECT_NE(e.reason().find("directory"), std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+std::string written(const std::function<void(csv_writer&)>& write) {
+  std::FILE* file = std::tmpfile();
+  csv_writer out(fileno(file), "tmp");
+  write(out);
+  out.finish();
+  std::string text(static_cast<std::size_t>(std::ftell(file)), '\0');
+  std::rewind(file);
+  text.resize(std::fread(text.data(), 1, text.size(), file));
+  std::fclose(file);
+  return text;
+}
+
+TEST(CsvWrite, QuotesOnlyWhenNeeded) {
+  const std::string text = written([](csv_writer& out) {
+    out.field("plain name");
+    out.field("a,b");
+    out.field("say \"hi\"");
+    out.field("cr\rhere");
+    out.field("lf\nhere");
+    out.field("caf\xC3\xA9");
+    out.field(std::int64_t{-9223372036854775807 - 1});
+    out.empty_field();
+    out.end_row();
+  });
+  EXPECT_EQ(text, "plain name,\"a,b\",\"say \"\"hi\"\"\",\"cr\rhere\",\"lf\nhere\",caf\xC3\xA9,-9223372036854775808,\n");
+}
+
+TEST(CsvWrite, RoundTripsThroughTheReader) {
+  const std::vector<std::string> names = {"a", "b,c", "\"q\"", "x\r\ny", " spaced ", "\xE6\x97\xA5"};
+  query_batch batch;
+  for (std::size_t i = 0; i < names.size(); ++i) batch.push(names[i], static_cast<timestamp_t>(i) - 3);
+  std::vector<amount_t> balances(names.size(), 0);
+  balances[1] = 42;
+  const std::string text = written([&](csv_writer& out) { write_balances(out, batch, balances); });
+  EXPECT_EQ(text.substr(0, text.find('\n')), balances_header);
+  // The balances file has the queries' columns first: read it back as queries.
+  std::string as_queries = "account,timestamp\n";
+  std::size_t line_start = text.find('\n') + 1;
+  (void)line_start;
+  const query_batch back = parse_queries(
+      written([&](csv_writer& out) {
+        out.raw(queries_header);
+        out.end_row();
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          out.field(batch.accounts[batch.account[i]]);
+          out.field(batch.timestamp[i]);
+          out.end_row();
+        }
+      }));
+  ASSERT_EQ(back.size(), names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(back.accounts[back.account[i]], names[i]);
+    EXPECT_EQ(back.timestamp[i], batch.timestamp[i]);
+  }
+  EXPECT_NE(text.find("\"b,c\",-2,42\n"), std::string::npos);
+}
+
+TEST(CsvWrite, FullDiskIsAnIoError) {
+  const int fd = ::open("/dev/full", O_WRONLY);
+  ASSERT_GE(fd, 0);
+  csv_writer out(fd, "/dev/full");
+  out.field("x");
+  out.end_row();
+  EXPECT_THROW(out.finish(), io_error);
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace gpucredit

@@ -43,12 +43,29 @@ class output_file {
       fd_ = STDOUT_FILENO;
       return;
     }
-    const std::filesystem::path target(path_);
+    std::filesystem::path target(path_);
+    struct stat existing {};
+    if (::stat(path_.c_str(), &existing) == 0) {
+      if (S_ISDIR(existing.st_mode)) throw input_error(path_, 0, "is a directory");
+      const bool special = path_.starts_with("/dev/") || path_.starts_with("/proc/");
+      if (special || !S_ISREG(existing.st_mode)) {
+        // A device, FIFO or socket, or a name for an open descriptor (/dev/stdout,
+        // /dev/full, a named pipe): write into it as it is, appending; renaming a file
+        // over it would replace the name itself.
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd_ < 0) throw io_error(path_ + ": cannot open for writing: " + errno_text(errno));
+        owned_ = true;
+        return;
+      }
+      // Through a symbolic link, replace the file it names, not the link.
+      target = std::filesystem::canonical(target);
+    }
     const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
     std::string pattern = (dir / ("." + target.filename().string() + ".gpucredit-XXXXXX")).string();
     fd_ = ::mkstemp(pattern.data());
     if (fd_ < 0) throw io_error(path_ + ": cannot create a file there: " + errno_text(errno));
     temp_ = pattern;
+    target_ = target.string();
     // mkstemp makes the file 0600; give it what a plain create would (0666 less umask).
     const mode_t mask = ::umask(0);
     ::umask(mask);
@@ -58,6 +75,8 @@ class output_file {
     if (!temp_.empty()) {
       ::close(fd_);
       ::unlink(temp_.c_str());
+    } else if (owned_ && fd_ >= 0) {
+      ::close(fd_);
     }
   }
   output_file(const output_file&) = delete;
@@ -68,6 +87,12 @@ class output_file {
 
   // Makes the written bytes durable and visible under the destination's name.
   void commit() {
+    if (owned_) {
+      const int fd = fd_;
+      fd_ = -1;
+      if (::close(fd) != 0) throw io_error(path_ + ": cannot close: " + errno_text(errno));
+      return;
+    }
     if (temp_.empty()) return;
     if (::fsync(fd_) != 0) throw io_error(path_ + ": cannot flush to disk: " + errno_text(errno));
     if (::close(fd_) != 0) {
@@ -75,7 +100,7 @@ class output_file {
       throw io_error(path_ + ": cannot close: " + errno_text(errno));
     }
     fd_ = -1;
-    if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+    if (::rename(temp_.c_str(), target_.c_str()) != 0) {
       const int errnum = errno;
       ::unlink(temp_.c_str());
       temp_.clear();
@@ -87,7 +112,9 @@ class output_file {
  private:
   std::string path_;
   std::string temp_;
+  std::string target_;  // the regular file that commit() replaces
   int fd_ = -1;
+  bool owned_ = false;  // an existing non-regular file opened directly
 };
 
 // Refuses an output path that names one of the inputs: replacing it would lose it.
