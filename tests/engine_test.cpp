@@ -1,1 +1,175 @@
+// Proves the step index and the query engine: breakpoints strictly increase and are
+// merged at equal times, balances are exact where partial sums would leave int64, the
+// largest timestamp gets no closing delta, rows in any order give the same index,
+// unknown accounts answer none, a batch answers like single queries, and the backend
+// seam resolves requests and refuses what is not built (a clear error, never a crash).
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <random>
+
+#include "gpucredit/engine.hpp"
+#include "gpucredit/error.hpp"
+
+namespace gpucredit {
+namespace {
+
+interval_table table_of(const std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>>& rows) {
+  interval_table t;
+  event_row credit = 0;
+  for (const auto& [a, b, e, v] : rows) t.push(a, credit++, b, e, v);
+  return t;
+}
+
+TEST(StepIndex, BuildsMergedStrictlyIncreasingBreakpoints) {
+  // Account 0: [0,9]x5 and [10,19]x3 touch: one breakpoint at 10 (5 -> 3), 20 -> 0.
+  // Account 1: [5,5]x1 and [5,7]x2.
+  const step_index index = step_index::build(table_of({{0, 0, 9, 5}, {0, 10, 19, 3}, {1, 5, 5, 1}, {1, 5, 7, 2}}), 3);
+  EXPECT_EQ(index.account_offsets, (std::vector<std::uint64_t>{0, 3, 6, 6}));
+  EXPECT_EQ(index.times, (std::vector<timestamp_t>{0, 10, 20, 5, 6, 8}));
+  EXPECT_EQ(index.balances, (std::vector<amount_t>{5, 3, 0, 3, 2, 0}));
+  EXPECT_EQ(index.balance(0, -1), 0);
+  EXPECT_EQ(index.balance(0, 9), 5);
+  EXPECT_EQ(index.balance(0, 19), 3);
+  EXPECT_EQ(index.balance(0, 20), 0);
+  EXPECT_EQ(index.balance(1, 5), 3);
+  EXPECT_EQ(index.balance(2, 5), 0);
+  EXPECT_EQ(index.balance(3, 5), 0);
+  EXPECT_EQ(index.balance(account_none, 5), 0);
+}
+
+TEST(StepIndex, ChangesThatCancelMakeNoBreakpoint) {
+  const step_index index = step_index::build(table_of({{0, 0, 9, 4}, {0, 10, 20, 4}}), 1);
+  EXPECT_EQ(index.times, (std::vector<timestamp_t>{0, 21}));
+}
+
+TEST(StepIndex, ExactAtTheTopOfInt64) {
+  // At 10 one credit of max - 1 ends and another of max begins: any order of the
+  // deltas at 10 passes beyond int64 in between, yet the balance is exact.
+  const step_index index = step_index::build(
+      table_of({{0, 0, 9, amount_max - 1}, {0, 10, timestamp_max, amount_max}, {0, timestamp_min, -1, 1}}), 1);
+  EXPECT_EQ(index.balance(0, timestamp_min), 1);
+  EXPECT_EQ(index.balance(0, 5), amount_max - 1);
+  EXPECT_EQ(index.balance(0, 10), amount_max);
+  EXPECT_EQ(index.balance(0, timestamp_max), amount_max);
+  EXPECT_EQ(index.times.back(), 10) << "no closing delta after the largest timestamp";
+}
+
+TEST(StepIndex, RowOrderDoesNotMatter) {
+  std::mt19937_64 rng(7);
+  std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>> rows;
+  for (int i = 0; i < 2000; ++i) {
+    const auto b = static_cast<timestamp_t>(rng() % 1000);
+    rows.emplace_back(static_cast<account_index>(rng() % 17), b, b + static_cast<timestamp_t>(rng() % 50),
+                      1 + static_cast<amount_t>(rng() % 9));
+  }
+  auto sorted_rows = rows;
+  std::sort(sorted_rows.begin(), sorted_rows.end());
+  const step_index a = step_index::build(table_of(rows), 17);
+  const step_index b = step_index::build(table_of(sorted_rows), 17);
+  EXPECT_EQ(a.account_offsets, b.account_offsets);
+  EXPECT_EQ(a.times, b.times);
+  EXPECT_EQ(a.balances, b.balances);
+  for (std::size_t acc = 0; acc < a.account_count(); ++acc) {
+    for (std::uint64_t i = a.account_offsets[acc] + 1; i < a.account_offsets[acc + 1]; ++i) {
+      EXPECT_LT(a.times[i - 1], a.times[i]);
+      EXPECT_GE(a.balances[i], 0);
+    }
+  }
+  // Against a direct sum over the rows.
+  for (int q = 0; q < 3000; ++q) {
+    const auto acc = static_cast<account_index>(rng() % 18);
+    const auto t = static_cast<timestamp_t>(rng() % 1100) - 20;
+    amount_t want = 0;
+    for (const auto& [ra, rb, re, rv] : rows) want += (ra == acc && rb <= t && t <= re) ? rv : 0;
+    ASSERT_EQ(a.balance(acc, t), want) << acc << " at " << t;
+  }
+}
+
+TEST(Engine, BatchEqualsSingleQueriesInQueryOrder) {
+  const interval_table rows = table_of({{0, 0, 9, 5}, {1, 3, 30, 7}, {0, 5, 20, 2}});
+  const engine e = engine::create(rows, 2);
+  EXPECT_EQ(e.kind(), backend::cpu);
+  std::vector<account_index> accounts;
+  std::vector<timestamp_t> times;
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 500; ++i) {
+    accounts.push_back(static_cast<account_index>(rng() % 3));  // 2 is unknown
+    times.push_back(static_cast<timestamp_t>(rng() % 40) - 5);
+  }
+  accounts.push_back(account_none);
+  times.push_back(0);
+  const std::vector<amount_t> batch = e.balances(accounts, times);
+  ASSERT_EQ(batch.size(), accounts.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    EXPECT_EQ(as_optional(batch[i]), e.balance(accounts[i], times[i]));
+  }
+  // Sorted batches answer the same.
+  std::vector<std::size_t> order(accounts.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    return std::tie(accounts[x], times[x]) < std::tie(accounts[y], times[y]);
+  });
+  std::vector<account_index> sorted_accounts;
+  std::vector<timestamp_t> sorted_times;
+  for (const std::size_t i : order) {
+    sorted_accounts.push_back(accounts[i]);
+    sorted_times.push_back(times[i]);
+  }
+  const std::vector<amount_t> sorted = e.balances(sorted_accounts, sorted_times);
+  for (std::size_t k = 0; k < order.size(); ++k) EXPECT_EQ(sorted[k], batch[order[k]]);
+  EXPECT_THROW(e.balances(accounts, std::span<const timestamp_t>(times).first(3)), error);
+  EXPECT_TRUE(e.balances({}, {}).empty());
+}
+
+class BackendEnv : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (const char* v = std::getenv("GPUCREDIT_BACKEND")) saved_ = v;
+    ::unsetenv("GPUCREDIT_BACKEND");
+  }
+  void TearDown() override {
+    if (saved_) {
+      ::setenv("GPUCREDIT_BACKEND", saved_->c_str(), 1);
+    } else {
+      ::unsetenv("GPUCREDIT_BACKEND");
+    }
+  }
+  std::optional<std::string> saved_;
+};
+
+TEST_F(BackendEnv, ResolvesRequests) {
+  const std::vector<backend> built = compiled_backends();
+  ASSERT_FALSE(built.empty());
+  EXPECT_EQ(built.front(), backend::cpu);
+  EXPECT_TRUE(backend_available(backend::cpu));
+  EXPECT_EQ(select_backend("cpu"), backend::cpu);
+  EXPECT_EQ(select_backend("auto"), backend_available(backend::cuda) ? backend::cuda : backend::cpu);
+  EXPECT_THROW(select_backend("gpu"), backend_error);
+  EXPECT_THROW(select_backend(""), backend_error);
+  if (!backend_available(backend::cuda)) {
+    EXPECT_THROW(select_backend("cuda"), backend_error);
+    EXPECT_THROW(engine::create(interval_table{}, 0, backend::cuda), backend_error);
+  }
+}
+
+TEST_F(BackendEnv, EnvironmentForcesAutomaticChoice) {
+  ::setenv("GPUCREDIT_BACKEND", "cpu", 1);
+  EXPECT_EQ(select_backend("auto"), backend::cpu);
+  EXPECT_EQ(select_backend(), backend::cpu);
+  ::setenv("GPUCREDIT_BACKEND", "bogus", 1);
+  EXPECT_THROW(select_backend("auto"), backend_error);
+  EXPECT_EQ(select_backend("cpu"), backend::cpu) << "an explicit request wins over the environment";
+  if (!backend_available(backend::cuda)) {
+    ::setenv("GPUCREDIT_BACKEND", "cuda", 1);
+    EXPECT_THROW(select_backend("auto"), backend_error);
+  }
+}
+
+TEST(Engine, BackendNames) {
+  EXPECT_EQ(to_string(backend::cpu), "cpu");
+  EXPECT_EQ(to_string(backend::cuda), "cuda");
+}
+
+}  // namespace
+}  // namespace gpucredit

@@ -1,1 +1,152 @@
+// Proves the compatible class: the original notebook's asserts pass verbatim, balances
+// answer from history whatever the call order, accounts never interact, bad calls throw
+// a typed exception and leave the ledger as it was, and on random call sequences it
+// answers exactly as the batch ledger does on the same events.
 #include <gtest/gtest.h>
+
+#include <random>
+
+#include "gpucredit/engine.hpp"
+#include "gpucredit/error.hpp"
+#include "gpucredit/gpu_credit.hpp"
+#include "gpucredit/ledger.hpp"
+
+namespace gpucredit {
+namespace {
+
+using std::nullopt;
+
+TEST(GPUCredit, NotebookExample1) {
+  GPUCredit gpuCredit;
+  gpuCredit.addCredit("microsoft", 10, 10, 30);
+  EXPECT_EQ(gpuCredit.getBalance("microsoft", 0), nullopt);
+  EXPECT_EQ(gpuCredit.getBalance("microsoft", 10), 10);
+  EXPECT_EQ(gpuCredit.getBalance("microsoft", 40), 10);
+  EXPECT_EQ(gpuCredit.getBalance("microsoft", 41), nullopt);
+}
+
+TEST(GPUCredit, NotebookExample2TwoAddsToOneId) {
+  GPUCredit gpuCredit;
+  gpuCredit.addCredit("amazon", 40, 10, 50);
+  gpuCredit.useCredit("amazon", 30, 30);
+  EXPECT_EQ(gpuCredit.getBalance("amazon", 40), 10);
+  gpuCredit.addCredit("amazon", 20, 60, 10);
+  EXPECT_EQ(gpuCredit.getBalance("amazon", 60), 30);
+  EXPECT_EQ(gpuCredit.getBalance("amazon", 61), 20);
+  EXPECT_EQ(gpuCredit.getBalance("amazon", 70), 20);
+  EXPECT_EQ(gpuCredit.getBalance("amazon", 71), nullopt);
+}
+
+TEST(GPUCredit, NotebookEdgeCase) {
+  GPUCredit gpuCredit;
+  gpuCredit.addCredit("openai", 10, 10, 30);
+  gpuCredit.useCredit("openai", 10, 100000000);
+  EXPECT_EQ(gpuCredit.getBalance("openai", 10), nullopt);
+  gpuCredit.addCredit("openai", 10, 20, 10);
+  EXPECT_EQ(gpuCredit.getBalance("openai", 20), 10);
+}
+
+TEST(GPUCredit, AnswersFromHistory) {
+  GPUCredit c;
+  c.addCredit("a", 50, 0, 100);
+  c.useCredit("a", 30, 20);
+  EXPECT_EQ(c.getBalance("a", 20), 50);
+  EXPECT_EQ(c.getBalance("a", 30), 30);
+  // A late call is placed by its time, and answers after it change accordingly.
+  c.useCredit("a", 10, 5);
+  EXPECT_EQ(c.getBalance("a", 9), 50);
+  EXPECT_EQ(c.getBalance("a", 10), 45);
+  EXPECT_EQ(c.getBalance("a", 30), 25);
+  EXPECT_EQ(c.getBalance("b", 30), nullopt);
+  c.addCredit("b", 1, 0, 0);
+  EXPECT_EQ(c.getBalance("a", 30), 25) << "accounts never interact";
+  EXPECT_EQ(c.getBalance("b", 0), 1);
+}
+
+TEST(GPUCredit, BadCallsThrowAndChangeNothing) {
+  GPUCredit c;
+  c.addCredit("a", 9223372036854775807, 0, 10);
+  EXPECT_THROW(c.addCredit("a", -1, 0, 10), input_error);
+  EXPECT_THROW(c.addCredit("a", 1, 0, -10), input_error);
+  EXPECT_THROW(c.addCredit("a", 1, 9223372036854775807, 1), input_error);
+  EXPECT_THROW(c.useCredit("a", 0, -1), input_error);
+  try {
+    c.addCredit("a", 1, 5, 10);
+    FAIL();
+  } catch (const input_error& e) {
+    EXPECT_EQ(e.source(), "addCredit");
+    EXPECT_NE(e.reason().find("balance beyond int64"), std::string::npos);
+  }
+  EXPECT_EQ(c.getBalance("a", 5), 9223372036854775807);
+  EXPECT_EQ(c.getBalance("a", 11), nullopt);
+  c.addCredit("a", 1, 11, 10);  // the big one expired at 11: this one fits
+  EXPECT_EQ(c.getBalance("a", 11), 1);
+  c.useCredit("a", 3, 7);
+  EXPECT_EQ(c.getBalance("a", 3), 9223372036854775807 - 7);
+}
+
+TEST(GPUCredit, RejectPolicy) {
+  GPUCredit c(overdraft_policy::reject);
+  c.addCredit("a", 10, 0, 100);
+  c.useCredit("a", 5, 11);
+  EXPECT_EQ(c.getBalance("a", 5), 10);
+  c.useCredit("a", 6, 10);
+  EXPECT_EQ(c.getBalance("a", 6), nullopt);
+}
+
+TEST(GPUCredit, AgreesWithTheBatchLedgerOnRandomCalls) {
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    GPUCredit interactive;
+    event_table events;
+    std::vector<std::tuple<std::string, timestamp_t, std::optional<amount_t>, std::size_t>> asked;
+    for (int call = 0; call < 60; ++call) {
+      const std::string account = "acct-" + std::to_string(rng() % 3);
+      const auto t = static_cast<timestamp_t>(rng() % 40);
+      switch (rng() % 3) {
+        case 0: {
+          const auto amount = static_cast<amount_t>(rng() % 10);
+          const auto expiration = static_cast<timestamp_t>(rng() % 15);
+          interactive.addCredit(account, amount, t, expiration);
+          events.add(account, "", t, amount, expiration, static_cast<std::uint64_t>(call) + 1);
+          break;
+        }
+        case 1: {
+          const auto amount = static_cast<amount_t>(rng() % 12);
+          interactive.useCredit(account, t, amount);
+          events.use(account, t, amount, static_cast<std::uint64_t>(call) + 1);
+          break;
+        }
+        default:
+          asked.emplace_back(account, t, interactive.getBalance(account, t), events.size());
+      }
+    }
+    // Every answer given along the way, and every answer at the end, as the batch gives.
+    const engine batch = engine::create(replay(events));
+    for (int a = 0; a < 3; ++a) {
+      const std::string account = "acct-" + std::to_string(a);
+      const account_index index = events.accounts.find(account).value_or(account_none);
+      for (timestamp_t t = -1; t <= 60; ++t) {
+        ASSERT_EQ(interactive.getBalance(account, t), batch.balance(index, t)) << account << " at " << t;
+      }
+    }
+    // Each answer given along the way equals the batch over the calls made before it.
+    for (const auto& [account, t, answer, calls_before] : asked) {
+      event_table prefix;
+      for (std::size_t r = 0; r < calls_before; ++r) {
+        const std::string_view name = events.accounts[events.account[r]];
+        if (events.kind[r] == op::add) {
+          prefix.add(name, "", events.timestamp[r], events.amount[r], events.end[r] - events.timestamp[r], r + 1);
+        } else {
+          prefix.use(name, events.timestamp[r], events.amount[r], r + 1);
+        }
+      }
+      const engine then = engine::create(replay(prefix));
+      ASSERT_EQ(answer, then.balance(prefix.accounts.find(account).value_or(account_none), t)) << account << " at " << t;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gpucredit
