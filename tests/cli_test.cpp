@@ -1,1 +1,208 @@
+// Proves the CLI's contract beyond the vectors: --version and --help on every command,
+// usage errors exit 2, an unavailable backend exits 2 with a clear message, an output
+// that names an input is refused and the input kept, unreadable inputs exit 2, failed
+// writes exit 1 and leave no file (and an earlier output intact), the intervals dump,
+// the unpaid-usage report, and the bundled example.
 #include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include "gpucredit/engine.hpp"
+#include "gpucredit/version.hpp"
+#include "test_support.hpp"
+
+namespace gpucredit {
+namespace {
+
+namespace fs = std::filesystem;
+using test::quote;
+using test::read_file;
+using test::run;
+
+const std::string cli = GPUCREDIT_CLI;
+const fs::path vectors = GPUCREDIT_TEST_VECTORS;
+const fs::path examples = GPUCREDIT_TEST_EXAMPLES;
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = test::scratch_dir(::testing::UnitTest::GetInstance()->current_test_info()->name());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string balances_of(const std::string& vector) const {
+    return cli + " balances --events " + quote(vectors / vector / "events.csv") + " --queries " +
+           quote(vectors / vector / "queries.csv");
+  }
+  fs::path dir_;
+};
+
+TEST_F(Cli, Version) {
+  const test::run_result r = run(cli + " --version", dir_);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find(std::string("gpucredit ") + version_string), std::string::npos) << r.out;
+  std::string backends = "backends:";
+  for (const backend b : compiled_backends()) backends += " " + std::string(to_string(b));
+  EXPECT_NE(r.out.find(backends + "\n"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, HelpOnEveryCommand) {
+  for (const std::string command : {"", " balances", " intervals"}) {
+    const test::run_result r = run(cli + command + " --help", dir_);
+    EXPECT_EQ(r.exit_code, 0) << command;
+    EXPECT_NE(r.out.find("--"), std::string::npos) << command;
+  }
+  EXPECT_NE(run(cli + " balances --help", dir_).out.find("--policy"), std::string::npos);
+  EXPECT_NE(run(cli + " intervals --help", dir_).out.find("--events"), std::string::npos);
+}
+
+TEST_F(Cli, UsageErrorsExit2) {
+  EXPECT_EQ(run(cli, dir_).exit_code, 2);
+  EXPECT_EQ(run(cli + " frobnicate", dir_).exit_code, 2);
+  EXPECT_EQ(run(cli + " balances --events x.csv", dir_).exit_code, 2);
+  EXPECT_EQ(run(balances_of("seed-example-2") + " --out - --policy lenient", dir_).exit_code, 2);
+}
+
+TEST_F(Cli, UnavailableBackendExits2) {
+  if (backend_available(backend::cuda)) GTEST_SKIP() << "a CUDA device is present";
+  const test::run_result r = run(balances_of("seed-example-2") + " --out - --backend cuda", dir_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("CUDA"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(run(balances_of("seed-example-2") + " --out - --backend tpu", dir_).exit_code, 2);
+  EXPECT_EQ(run("GPUCREDIT_BACKEND=cuda " + balances_of("seed-example-2") + " --out -", dir_).exit_code, 2);
+  EXPECT_EQ(run("GPUCREDIT_BACKEND=cpu " + balances_of("seed-example-2") + " --out -", dir_).exit_code, 0);
+}
+
+TEST_F(Cli, ExplicitCpuBackendGivesTheSameBytes) {
+  const test::run_result a = run(balances_of("random-0003") + " --out - --backend cpu", dir_);
+  const test::run_result b = run(balances_of("random-0003") + " --out - --backend auto", dir_);
+  EXPECT_EQ(a.exit_code, 0);
+  EXPECT_EQ(a.out, read_file(vectors / "random-0003" / "expected.csv"));
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(Cli, OutputNamingAnInputIsRefused) {
+  fs::copy_file(vectors / "seed-example-2" / "events.csv", dir_ / "events.csv");
+  fs::copy_file(vectors / "seed-example-2" / "queries.csv", dir_ / "queries.csv");
+  const std::string before = read_file(dir_ / "queries.csv");
+  const test::run_result r = run(cli + " balances --events " + quote(dir_ / "events.csv") + " --queries " +
+                                     quote(dir_ / "queries.csv") + " --out " + quote(dir_ / "queries.csv"),
+                                 dir_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("input"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(dir_ / "queries.csv"), before);
+  fs::create_symlink(dir_ / "events.csv", dir_ / "alias.csv");
+  EXPECT_EQ(run(cli + " intervals --events " + quote(dir_ / "events.csv") + " --out " + quote(dir_ / "alias.csv"), dir_)
+                .exit_code,
+            2);
+}
+
+TEST_F(Cli, UnreadableInputsExit2) {
+  const test::run_result missing = run(cli + " balances --events " + quote(dir_ / "none.csv") + " --queries " +
+                                           quote(vectors / "seed-example-2" / "queries.csv") + " --out -",
+                                       dir_);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_EQ(missing.err.rfind((dir_ / "none.csv").string() + ": cannot open", 0), 0U) << missing.err;
+  const test::run_result directory = run(cli + " balances --events " + quote(dir_) + " --queries " +
+                                             quote(vectors / "seed-example-2" / "queries.csv") + " --out -",
+                                         dir_);
+  EXPECT_EQ(directory.exit_code, 2);
+  EXPECT_NE(directory.err.find("directory"), std::string::npos);
+}
+
+TEST_F(Cli, BadQueriesNameTheirFileAndLine) {
+  test::write_file(dir_ / "queries.csv", "account,timestamp\nacct,1\nacct,soon\n");
+  const test::run_result r = run(cli + " balances --events " + quote(vectors / "seed-example-2" / "events.csv") +
+                                     " --queries " + quote(dir_ / "queries.csv") + " --out " + quote(dir_ / "out.csv"),
+                                 dir_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, (dir_ / "queries.csv").string() + ":3: timestamp is not an integer: 'soon'\n");
+  EXPECT_FALSE(fs::exists(dir_ / "out.csv"));
+}
+
+TEST_F(Cli, FailedWritesExit1AndLeaveNothing) {
+  const test::run_result full = run(balances_of("seed-example-2") + " --out /dev/full", dir_);
+  EXPECT_EQ(full.exit_code, 1);
+  EXPECT_NE(full.err.find("/dev/full"), std::string::npos) << full.err;
+  EXPECT_TRUE(fs::is_character_file("/dev/full")) << "the device node must stay a device";
+
+  const test::run_result nodir = run(balances_of("seed-example-2") + " --out " + quote(dir_ / "no" / "such" / "out.csv"), dir_);
+  EXPECT_EQ(nodir.exit_code, 1);
+  EXPECT_NE(nodir.err.find("cannot create"), std::string::npos) << nodir.err;
+
+  const test::run_result is_dir = run(balances_of("seed-example-2") + " --out " + quote(dir_), dir_);
+  EXPECT_EQ(is_dir.exit_code, 2);
+
+  if (::geteuid() != 0) {  // root writes anywhere
+    fs::create_directory(dir_ / "locked");
+    test::write_file(dir_ / "locked" / "out.csv", "earlier\n");
+    ::chmod((dir_ / "locked").c_str(), 0555);
+    EXPECT_EQ(run(balances_of("seed-example-2") + " --out " + quote(dir_ / "locked" / "out.csv"), dir_).exit_code, 1);
+    EXPECT_EQ(read_file(dir_ / "locked" / "out.csv"), "earlier\n");
+    ::chmod((dir_ / "locked").c_str(), 0755);
+  }
+}
+
+TEST_F(Cli, ReplacesAnExistingOutputWholeAndThroughSymlinks) {
+  test::write_file(dir_ / "real.csv", std::string(100000, 'x'));
+  fs::create_symlink(dir_ / "real.csv", dir_ / "link.csv");
+  EXPECT_EQ(run(balances_of("seed-example-2") + " --out " + quote(dir_ / "link.csv"), dir_).exit_code, 0);
+  EXPECT_TRUE(fs::is_symlink(dir_ / "link.csv"));
+  EXPECT_EQ(read_file(dir_ / "real.csv"), read_file(vectors / "seed-example-2" / "expected.csv"));
+}
+
+TEST_F(Cli, IntervalsDump) {
+  const test::run_result r =
+      run(cli + " intervals --events " + quote(vectors / "seed-example-2" / "events.csv") + " --out -", dir_);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out,
+            "account,credit_id,begin,end,amount\n"
+            "acct,amazon,10,29,40\n"
+            "acct,amazon,30,60,10\n"
+            "acct,google,60,70,20\n");
+  const test::run_result quoted =
+      run(cli + " intervals --events " + quote(vectors / "quoted-fields" / "events.csv") + " --out -", dir_);
+  EXPECT_EQ(quoted.out,
+            "account,credit_id,begin,end,amount\n"
+            "\"org,with,commas\",g,1,1,5\n"
+            "\"org,with,commas\",g,2,11,3\n");
+  const test::run_result bad =
+      run(cli + " intervals --events " + quote(vectors / "bad-op" / "events.csv") + " --out " + quote(dir_ / "i.csv"), dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_FALSE(fs::exists(dir_ / "i.csv"));
+}
+
+TEST_F(Cli, UnpaidUsageReport) {
+  EXPECT_EQ(run(balances_of("overdraft-drain") + " --out " + quote(dir_ / "b.csv") + " --unpaid " + quote(dir_ / "u.csv"),
+                dir_)
+                .exit_code,
+            0);
+  EXPECT_EQ(read_file(dir_ / "u.csv"), "account,timestamp,amount,outcome\na,6,980,shortfall\n");
+  EXPECT_EQ(run(balances_of("overdraft-reject") + " --policy reject --out " + quote(dir_ / "b.csv") + " --unpaid " +
+                    quote(dir_ / "u.csv"),
+                dir_)
+                .exit_code,
+            0);
+  EXPECT_EQ(read_file(dir_ / "u.csv"), "account,timestamp,amount,outcome\na,6,1000,rejected\n");
+  EXPECT_EQ(read_file(dir_ / "b.csv"), read_file(vectors / "overdraft-reject" / "expected.csv"));
+}
+
+TEST_F(Cli, CrlfInputWithoutFinalNewline) {
+  test::write_file(dir_ / "e.csv", "op,account,credit_id,timestamp,amount,expiration\r\nadd,a,g,1,5,10\r\nuse,a,,2,2,");
+  test::write_file(dir_ / "q.csv", "account,timestamp\r\na,1\r\na,2\r\na,12");
+  const test::run_result r =
+      run(cli + " balances --events " + quote(dir_ / "e.csv") + " --queries " + quote(dir_ / "q.csv") + " --out -", dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "account,timestamp,balance\na,1,5\na,2,3\na,12,\n");
+}
+
+TEST_F(Cli, BundledExample) {
+  const test::run_result r = run(cli + " balances --events " + quote(examples / "events.csv") + " --queries " +
+                                     quote(examples / "queries.csv") + " --out -",
+                                 dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, read_file(examples / "expected.csv"));
+}
+
+}  // namespace
+}  // namespace gpucredit

@@ -1,0 +1,100 @@
+// Ledger replay and CPU query throughput on a synthetic fleet, with every benchmark
+// checking its answer once before it is timed (a fast wrong answer fails the run).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+
+#include "gpucredit/engine.hpp"
+#include "gpucredit/ledger.hpp"
+
+namespace {
+
+using namespace gpucredit;
+
+// `accounts` accounts, each with a few credits and hourly usage for a month.
+event_table fleet(std::size_t accounts, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  event_table events;
+  constexpr timestamp_t hour = 3600;
+  for (std::size_t a = 0; a < accounts; ++a) {
+    const std::string name = "org-" + std::to_string(a);
+    const std::size_t line = events.size() + 2;
+    events.add(name, "plan", 0, 100000, 30 * 24 * hour - 1, line);
+    if (rng() % 3 == 0) events.add(name, "promo", static_cast<timestamp_t>(rng() % 20) * 24 * hour, 20000, 7 * 24 * hour - 1, line + 1);
+    for (timestamp_t h = 0; h < 30 * 24; ++h) {
+      if (rng() % 10 < 6) events.use(name, h * hour + static_cast<timestamp_t>(rng() % hour), static_cast<amount_t>(rng() % 300), line + 2);
+    }
+  }
+  return events;
+}
+
+// The balance at t as the sum of interval rows covering t: the definition.
+amount_t by_definition(const interval_table& intervals, account_index a, timestamp_t t) {
+  amount_t sum = 0;
+  for (std::size_t i = 0; i < intervals.size(); ++i) {
+    if (intervals.account[i] == a && intervals.begin[i] <= t && t <= intervals.end[i]) sum += intervals.amount[i];
+  }
+  return sum;
+}
+
+void check(bool ok, const char* what) {
+  if (!ok) throw std::runtime_error(std::string("benchmark answer check failed: ") + what);
+}
+
+void BM_Replay(benchmark::State& state) {
+  const event_table events = fleet(static_cast<std::size_t>(state.range(0)), 1);
+  {  // The replay runs and produces a table for every account.
+    const ledger_result r = replay(events);
+    check(r.account_count == events.accounts.size(), "account count");
+    check(r.intervals.size() > 0, "intervals");
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(replay(events));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(events.size()));
+  state.counters["events"] = static_cast<double>(events.size());
+}
+BENCHMARK(BM_Replay)->Arg(100)->Arg(1000)->Arg(4000)->Unit(benchmark::kMillisecond);
+
+void BM_Queries(benchmark::State& state) {
+  const bool sorted = state.range(1) != 0;
+  const event_table events = fleet(static_cast<std::size_t>(state.range(0)), 2);
+  const ledger_result result = replay(events);
+  const engine e = engine::create(result);
+  std::mt19937_64 rng(3);
+  const std::size_t n = 1 << 20;
+  std::vector<account_index> accounts(n);
+  std::vector<timestamp_t> times(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    accounts[i] = static_cast<account_index>(rng() % result.account_count);
+    times[i] = static_cast<timestamp_t>(rng() % (31 * 24 * 3600));
+  }
+  if (sorted) {
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+      return std::tie(accounts[x], times[x]) < std::tie(accounts[y], times[y]);
+    });
+    std::vector<account_index> a2(n);
+    std::vector<timestamp_t> t2(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      a2[i] = accounts[order[i]];
+      t2[i] = times[order[i]];
+    }
+    accounts.swap(a2);
+    times.swap(t2);
+  }
+  const std::vector<amount_t> answers = e.balances(accounts, times);
+  for (std::size_t i = 0; i < n; i += n / 64) {
+    check(answers[i] == by_definition(result.intervals, accounts[i], times[i]), "balance");
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(e.balances(accounts, times));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+  state.counters["breakpoints"] = static_cast<double>(e.cpu_index()->size());
+}
+BENCHMARK(BM_Queries)->Args({1000, 0})->Args({1000, 1})->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
