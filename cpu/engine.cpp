@@ -8,15 +8,31 @@
 #include <cstdlib>
 #include <string>
 
+#include "gpucredit/detail/engine_impl.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
 
 std::string_view to_string(backend b) noexcept { return b == backend::cpu ? "cpu" : "cuda"; }
 
-std::vector<backend> compiled_backends() { return {backend::cpu}; }
+std::vector<backend> compiled_backends() {
+  if (detail::device_engine_built()) return {backend::cpu, backend::cuda};
+  return {backend::cpu};
+}
 
-bool backend_available(backend b) { return b == backend::cpu; }
+bool backend_available(backend b) { return b == backend::cpu || detail::device_engine_available(); }
+
+namespace {
+
+// Throws backend_error saying why the CUDA backend cannot be used, if it cannot.
+void require_device_engine() {
+  if (!detail::device_engine_built()) {
+    throw backend_error("the CUDA backend is not compiled into this build of gpucredit");
+  }
+  if (!detail::device_engine_available()) throw backend_error("no CUDA device was found");
+}
+
+}  // namespace
 
 backend select_backend(std::string_view request) {
   std::string_view chosen = request;
@@ -28,9 +44,7 @@ backend select_backend(std::string_view request) {
   if (chosen == "auto") return backend_available(backend::cuda) ? backend::cuda : backend::cpu;
   if (chosen == "cpu") return backend::cpu;
   if (chosen == "cuda") {
-    if (!backend_available(backend::cuda)) {
-      throw backend_error("the CUDA backend is not compiled into this build of gpucredit");
-    }
+    require_device_engine();
     return backend::cuda;
   }
   throw backend_error("unknown backend '" + std::string(chosen) + "' (expected auto, cpu or cuda)");
@@ -109,15 +123,6 @@ amount_t step_index::balance(account_index account, timestamp_t t) const noexcep
   return balances[static_cast<std::size_t>(after - times.begin()) - 1];
 }
 
-class engine::impl {
- public:
-  virtual ~impl() = default;
-  virtual backend kind() const noexcept = 0;
-  virtual std::vector<amount_t> balances(std::span<const account_index> accounts,
-                                         std::span<const timestamp_t> times) const = 0;
-  virtual const step_index* cpu_index() const noexcept { return nullptr; }
-};
-
 namespace {
 
 class cpu_engine final : public engine::impl {
@@ -130,6 +135,7 @@ class cpu_engine final : public engine::impl {
     for (std::size_t i = 0; i < accounts.size(); ++i) out[i] = index_.balance(accounts[i], times[i]);
     return out;
   }
+  step_index index() const override { return index_; }
   const step_index* cpu_index() const noexcept override { return &index_; }
 
  private:
@@ -148,8 +154,9 @@ engine engine::create(const ledger_result& result, backend b) {
 }
 
 engine engine::create(const interval_table& intervals, std::size_t account_count, backend b) {
-  if (!backend_available(b)) {
-    throw backend_error("backend '" + std::string(to_string(b)) + "' is not available in this build");
+  if (b == backend::cuda) {
+    require_device_engine();
+    return engine(detail::make_device_engine(intervals, account_count));
   }
   return engine(std::make_unique<cpu_engine>(step_index::build(intervals, account_count)));
 }
@@ -169,5 +176,18 @@ std::optional<amount_t> engine::balance(account_index account, timestamp_t t) co
 }
 
 const step_index* engine::cpu_index() const noexcept { return impl_->cpu_index(); }
+
+step_index engine::index() const { return impl_->index(); }
+
+#ifndef GPUCREDIT_HAVE_DEVICE_ENGINE
+// Without the device engine, the factories say so.
+namespace detail {
+bool device_engine_built() noexcept { return false; }
+bool device_engine_available() { return false; }
+std::unique_ptr<engine::impl> make_device_engine(const interval_table&, std::size_t) {
+  throw backend_error("the CUDA backend is not compiled into this build of gpucredit");
+}
+}  // namespace detail
+#endif
 
 }  // namespace gpucredit

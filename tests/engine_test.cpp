@@ -10,6 +10,7 @@
 
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
+#include "test_support.hpp"
 
 namespace gpucredit {
 namespace {
@@ -88,8 +89,8 @@ TEST(StepIndex, RowOrderDoesNotMatter) {
 
 TEST(Engine, BatchEqualsSingleQueriesInQueryOrder) {
   const interval_table rows = table_of({{0, 0, 9, 5}, {1, 3, 30, 7}, {0, 5, 20, 2}});
-  const engine e = engine::create(rows, 2);
-  EXPECT_EQ(e.kind(), backend::cpu);
+  const engine e = engine::create(rows, 2, test::backend_under_test());
+  EXPECT_EQ(e.kind(), test::backend_under_test());
   std::vector<account_index> accounts;
   std::vector<timestamp_t> times;
   std::mt19937_64 rng(11);
@@ -163,6 +164,81 @@ TEST_F(BackendEnv, EnvironmentForcesAutomaticChoice) {
   if (!backend_available(backend::cuda)) {
     ::setenv("GPUCREDIT_BACKEND", "cuda", 1);
     EXPECT_THROW(select_backend("auto"), backend_error);
+  }
+}
+
+// Random interval rows over `accounts` accounts, with ends at both ends of int64.
+interval_table random_rows(std::mt19937_64& rng, std::size_t count, account_index accounts) {
+  interval_table rows;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto a = static_cast<account_index>(rng() % accounts);
+    timestamp_t b = static_cast<timestamp_t>(rng() % 100000) - 50000;
+    timestamp_t e = b + static_cast<timestamp_t>(rng() % 5000);
+    if (rng() % 50 == 0) b = timestamp_min;
+    if (rng() % 50 == 0) e = timestamp_max;
+    rows.push(a, static_cast<event_row>(i), b, e, 1 + static_cast<amount_t>(rng() % 1000));
+  }
+  return rows;
+}
+
+TEST(Engine, EveryBackendBuildsTheSameIndex) {
+  std::mt19937_64 rng(21);
+  const interval_table rows = random_rows(rng, 20000, 300);
+  const step_index want = step_index::build(rows, 301);
+  const step_index got = engine::create(rows, 301, test::backend_under_test()).index();
+  EXPECT_EQ(got.account_offsets, want.account_offsets);
+  EXPECT_EQ(got.times, want.times);
+  EXPECT_EQ(got.balances, want.balances);
+  const step_index empty = engine::create(interval_table{}, 0, test::backend_under_test()).index();
+  EXPECT_EQ(empty.account_offsets, (std::vector<std::uint64_t>{0}));
+  EXPECT_TRUE(empty.times.empty());
+}
+
+// Queries over accounts 0..accounts (the last unknown) and account_none, in random order
+// or sorted by (account, time).
+std::pair<std::vector<account_index>, std::vector<timestamp_t>> random_queries(std::mt19937_64& rng, std::size_t count,
+                                                                               account_index accounts, bool sorted) {
+  std::vector<std::pair<account_index, timestamp_t>> q(count);
+  for (auto& [a, t] : q) {
+    a = rng() % 97 == 0 ? account_none : static_cast<account_index>(rng() % (accounts + 1));
+    t = rng() % 101 == 0 ? timestamp_max : static_cast<timestamp_t>(rng() % 120000) - 60000;
+  }
+  if (sorted) std::sort(q.begin(), q.end());
+  std::pair<std::vector<account_index>, std::vector<timestamp_t>> out;
+  for (const auto& [a, t] : q) {
+    out.first.push_back(a);
+    out.second.push_back(t);
+  }
+  return out;
+}
+
+TEST(Engine, ChunkedSortedAndUnsortedBatchesAnswerLikeTheCpu) {
+  // GPUCREDIT_DEVICE_BATCH makes the device engine answer in chunks of 1000 queries.
+  ::setenv("GPUCREDIT_DEVICE_BATCH", "1000", 1);
+  std::mt19937_64 rng(5);
+  const interval_table rows = random_rows(rng, 5000, 200);
+  const engine reference = engine::create(rows, 200, backend::cpu);
+  const engine tested = engine::create(rows, 200, test::backend_under_test());
+  ::unsetenv("GPUCREDIT_DEVICE_BATCH");
+  for (const bool sorted : {false, true}) {
+    for (const std::size_t count : {std::size_t{1}, std::size_t{999}, std::size_t{1000}, std::size_t{1001}, std::size_t{25000}}) {
+      const auto [accounts, times] = random_queries(rng, count, 200, sorted);
+      ASSERT_EQ(tested.balances(accounts, times), reference.balances(accounts, times))
+          << (sorted ? "sorted" : "unsorted") << " batch of " << count;
+    }
+  }
+}
+
+TEST(CudaBackend, AnswersLikeTheCpuAtScale) {
+  if (!backend_available(backend::cuda)) GTEST_SKIP() << "the CUDA backend is not built or no CUDA device was found";
+  std::mt19937_64 rng(99);
+  const interval_table rows = random_rows(rng, 200000, 5000);
+  const engine reference = engine::create(rows, 5000, backend::cpu);
+  const engine tested = engine::create(rows, 5000, backend::cuda);
+  EXPECT_EQ(tested.kind(), backend::cuda);
+  for (const bool sorted : {false, true}) {
+    const auto [accounts, times] = random_queries(rng, 400000, 5000, sorted);
+    EXPECT_EQ(tested.balances(accounts, times), reference.balances(accounts, times)) << (sorted ? "sorted" : "unsorted");
   }
 }
 

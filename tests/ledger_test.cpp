@@ -9,6 +9,7 @@
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/ledger.hpp"
+#include "test_support.hpp"
 
 namespace gpucredit {
 namespace {
@@ -31,7 +32,7 @@ event_table events_of(const std::string& body) {
 
 std::optional<amount_t> balance(const event_table& events, const ledger_result& result, std::string_view account,
                                 timestamp_t t) {
-  return engine::create(result).balance(events.accounts.find(account).value_or(account_none), t);
+  return engine::create(result, test::backend_under_test()).balance(events.accounts.find(account).value_or(account_none), t);
 }
 
 TEST(Ledger, SeedExample1) {
@@ -198,7 +199,7 @@ TEST(Ledger, EmptyLedger) {
   const ledger_result r = replay(events_of(""));
   EXPECT_EQ(r.intervals.size(), 0U);
   EXPECT_EQ(r.account_count, 0U);
-  EXPECT_EQ(engine::create(r).balance(0, 0), std::nullopt);
+  EXPECT_EQ(engine::create(r, test::backend_under_test()).balance(0, 0), std::nullopt);
 }
 
 }  // namespace

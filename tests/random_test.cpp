@@ -176,7 +176,7 @@ void check_case(const random_case& c, overdraft_policy policy) {
   }
   ASSERT_FALSE(reference_overflows) << "a balance beyond int64 was not refused";
 
-  const engine answers = engine::create(result);
+  const engine answers = engine::create(result, test::backend_under_test());
   const std::vector<timestamp_t> times = probe_times(c.events);
   const flows f = flows_from_intervals(table, result.intervals);
   const usage_table& unpaid = policy == overdraft_policy::drain ? result.shortfalls : result.rejections;
@@ -329,8 +329,8 @@ TEST(Metamorphic, ShufflingDistinctTimesChangesNothing) {
       const ledger_result a = replay(original, policy);
       const ledger_result b = replay(shuffled, policy);
       ASSERT_EQ(named_rows(original, a.intervals), named_rows(shuffled, b.intervals));
-      const engine ea = engine::create(a);
-      const engine eb = engine::create(b);
+      const engine ea = engine::create(a, test::backend_under_test());
+      const engine eb = engine::create(b, test::backend_under_test());
       for (int name = 0; name < c.accounts; ++name) {
         const auto ia = original.accounts.find(account_name(name)).value_or(account_none);
         const auto ib = shuffled.accounts.find(account_name(name)).value_or(account_none);
@@ -356,7 +356,7 @@ TEST(Metamorphic, HeavyAccountWithManyLiveCredits) {
   }
   const event_table table = to_table(events);
   const ledger_result result = replay(table);
-  const engine answers = engine::create(result);
+  const engine answers = engine::create(result, test::backend_under_test());
   for (const timestamp_t t : {timestamp_t{-1}, timestamp_t{12345}, timestamp_t{40000}, timestamp_t{77777}}) {
     const test::naive_answer want = test::naive_at(events, 0, t, overdraft_policy::drain);
     EXPECT_EQ(answers.balance(0, t).value_or(0), static_cast<amount_t>(want.balance)) << t;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "gpucredit/engine.hpp"
 #include "gpucredit/types.hpp"
 
 namespace gpucredit::test {
@@ -57,6 +58,11 @@ inline run_result run(const std::string& command, const fs::path& dir) {
 }
 
 inline std::string quote(const fs::path& path) { return "'" + path.string() + "'"; }
+
+/// The backend the engine suites run against: what "auto" picks (the CUDA engine where
+/// it is built and can run, including the device-logic build; else the CPU), unless
+/// GPUCREDIT_BACKEND says otherwise.
+inline backend backend_under_test() { return select_backend("auto"); }
 
 // ---- naive reference ledger ------------------------------------------------------
 

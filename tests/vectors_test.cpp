@@ -31,6 +31,8 @@ struct vector_case {
   }
 };
 
+void PrintTo(const vector_case& c, std::ostream* os) { *os << c.name; }
+
 std::vector<vector_case> all_cases() {
   std::vector<vector_case> cases;
   for (const auto& entry : fs::directory_iterator(GPUCREDIT_TEST_VECTORS)) {
@@ -53,7 +55,7 @@ std::string library_balances(const vector_case& c) {
   const event_table events = read_events(c.dir / "events.csv");
   const query_batch queries = read_queries(c.dir / "queries.csv");
   const ledger_result result = replay(events, c.policy() == "reject" ? overdraft_policy::reject : overdraft_policy::drain);
-  const engine answers = engine::create(result, backend::cpu);
+  const engine answers = engine::create(result, test::backend_under_test());
   const std::vector<amount_t> balances = answers.balances(queries.resolve(events.accounts), queries.timestamp);
   std::FILE* file = std::tmpfile();
   csv_writer out(fileno(file), "tmpfile");

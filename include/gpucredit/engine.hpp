@@ -78,6 +78,9 @@ class engine {
 
   /// The CPU step index (for tests and diagnostics); null on other backends.
   const step_index* cpu_index() const noexcept;
+  /// The engine's step index copied to host memory, whatever the backend (for tests
+  /// and diagnostics: every backend must build the same one). Blocks.
+  step_index index() const;
 
   /// The seam a backend implements.
   class impl;

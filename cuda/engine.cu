@@ -1,0 +1,333 @@
+// The CUDA query engine (backend::cuda). The interval table crosses to the device once;
+// the step index is built and kept there (cuda/device_index.cuh), and batches of queries
+// are answered in chunks of at most `queries_per_batch_max`: sorted chunks by a merge
+// with the breakpoints of the accounts they touch, other chunks by binary search.
+//
+// Compiled twice: by nvcc into the library (THRUST_DEVICE_SYSTEM_CUDA: two streams,
+// pinned staging buffers, host-to-device copies overlapped with compute, a caching
+// allocator for Thrust's temporary storage), and by the host compiler with
+// THRUST_DEVICE_SYSTEM_OMP into the device-logic test library (the same algorithms on
+// the CPU, chunks one after another).
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "device_index.cuh"
+#include "gpucredit/detail/engine_impl.hpp"
+#include "gpucredit/error.hpp"
+
+#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
+#include <cuda_runtime.h>
+
+#include <thrust/system/cuda/execution_policy.h>
+#define GPUCREDIT_DEVICE_IS_CUDA 1
+#else
+#define GPUCREDIT_DEVICE_IS_CUDA 0
+#endif
+
+namespace gpucredit {
+namespace {
+
+using device::i64;
+using device::u32;
+using device::u64;
+
+/// The most queries one chunk holds: 16 Mi queries, 320 MiB of buffers per stream.
+constexpr u64 queries_per_batch_max = u64{1} << 24;
+static_assert(queries_per_batch_max % 32 == 0, "chunks are whole warps");
+
+template <class T>
+T* raw(thrust::device_vector<T>& v) {
+  return thrust::raw_pointer_cast(v.data());
+}
+
+// Grows `v` to at least `count` elements; never shrinks, so the hot path reuses it.
+template <class T>
+void reserve_at_least(thrust::device_vector<T>& v, u64 count) {
+  if (v.size() < count) v.resize(count);
+}
+
+#if GPUCREDIT_DEVICE_IS_CUDA
+
+void cuda_check(cudaError_t status, const char* what) {
+  if (status != cudaSuccess) throw backend_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
+}
+#define GPUCREDIT_CUDA_TRY(call) cuda_check((call), #call)
+
+// Thrust's temporary storage from a pool: blocks are kept and reused, so a steady
+// stream of batches allocates nothing after the first ones. One per stream; used from
+// the calling thread only, and every algorithm run with it synchronizes its stream
+// before returning, so a freed block is idle.
+class cached_allocator {
+ public:
+  using value_type = char;
+  cached_allocator() = default;
+  cached_allocator(const cached_allocator&) = delete;
+  cached_allocator& operator=(const cached_allocator&) = delete;
+  ~cached_allocator() {
+    for (auto& [size, p] : free_) cudaFree(p);
+    for (auto& [p, size] : used_) cudaFree(p);
+  }
+  char* allocate(std::ptrdiff_t bytes) {
+    const auto want = static_cast<std::size_t>(bytes);
+    auto found = free_.lower_bound(want);
+    char* p = nullptr;
+    std::size_t size = want;
+    if (found != free_.end()) {
+      size = found->first;
+      p = found->second;
+      free_.erase(found);
+    } else {
+      GPUCREDIT_CUDA_TRY(cudaMalloc(&p, want));
+    }
+    used_.emplace(p, size);
+    return p;
+  }
+  void deallocate(char* p, std::size_t) {
+    auto found = used_.find(p);
+    free_.emplace(found->second, p);
+    used_.erase(found);
+  }
+
+ private:
+  std::multimap<std::size_t, char*> free_;
+  std::map<char*, std::size_t> used_;
+};
+
+template <class T>
+class pinned_buffer {
+ public:
+  pinned_buffer() = default;
+  pinned_buffer(const pinned_buffer&) = delete;
+  pinned_buffer& operator=(const pinned_buffer&) = delete;
+  ~pinned_buffer() {
+    if (data_ != nullptr) cudaFreeHost(data_);
+  }
+  void reserve(u64 count) {
+    if (count <= size_) return;
+    if (data_ != nullptr) cudaFreeHost(data_);
+    data_ = nullptr;
+    GPUCREDIT_CUDA_TRY(cudaMallocHost(&data_, count * sizeof(T)));
+    size_ = count;
+  }
+  T* data() const noexcept { return data_; }
+
+ private:
+  T* data_ = nullptr;
+  u64 size_ = 0;
+};
+
+#endif  // GPUCREDIT_DEVICE_IS_CUDA
+
+// Buffers of one stream (on the OMP build, the only set).
+struct buffer_set {
+  thrust::device_vector<u32> accounts;
+  thrust::device_vector<i64> times;
+  thrust::device_vector<i64> out;
+  thrust::device_vector<i64> tags;  // merge path scratch
+  thrust::device_vector<i64> last;
+#if GPUCREDIT_DEVICE_IS_CUDA
+  cudaStream_t stream = nullptr;
+  cached_allocator temporary;
+  pinned_buffer<u32> staged_accounts;
+  pinned_buffer<i64> staged_times;
+  pinned_buffer<i64> staged_out;
+  u64 pending_offset = 0;  // where the answers in flight go
+  u64 pending_count = 0;
+#endif
+};
+
+step_index to_host(const device::device_index& d) {
+  step_index s;
+  s.account_offsets.resize(d.offsets.size());
+  s.times.resize(d.times.size());
+  s.balances.resize(d.balances.size());
+  thrust::copy(d.offsets.begin(), d.offsets.end(), s.account_offsets.begin());
+  thrust::copy(d.times.begin(), d.times.end(), s.times.begin());
+  thrust::copy(d.balances.begin(), d.balances.end(), s.balances.begin());
+  return s;
+}
+
+class device_engine final : public engine::impl {
+ public:
+  device_engine(const interval_table& intervals, std::size_t account_count) {
+    const thrust::device_vector<u32> account(intervals.account.begin(), intervals.account.end());
+    const thrust::device_vector<i64> begin(intervals.begin.begin(), intervals.begin.end());
+    const thrust::device_vector<i64> end(intervals.end.begin(), intervals.end.end());
+    const thrust::device_vector<i64> amount(intervals.amount.begin(), intervals.amount.end());
+    index_ = device::build_index(account, begin, end, amount, account_count);
+    // GPUCREDIT_DEVICE_BATCH lowers the chunk size (tests use it to exercise chunking).
+    if (const char* env = std::getenv("GPUCREDIT_DEVICE_BATCH"); env != nullptr) {
+      u64 wanted = 0;
+      const auto [ptr, ec] = std::from_chars(env, env + std::strlen(env), wanted);
+      if (ec == std::errc() && *ptr == '\0' && wanted > 0) batch_ = std::min(wanted, queries_per_batch_max);
+    }
+    host_offsets_.resize(index_.offsets.size());
+    thrust::copy(index_.offsets.begin(), index_.offsets.end(), host_offsets_.begin());
+#if GPUCREDIT_DEVICE_IS_CUDA
+    for (buffer_set& set : sets_) GPUCREDIT_CUDA_TRY(cudaStreamCreateWithFlags(&set.stream, cudaStreamNonBlocking));
+#endif
+  }
+  ~device_engine() override {
+#if GPUCREDIT_DEVICE_IS_CUDA
+    for (buffer_set& set : sets_) {
+      if (set.stream != nullptr) cudaStreamDestroy(set.stream);
+    }
+#endif
+  }
+  device_engine(const device_engine&) = delete;
+  device_engine& operator=(const device_engine&) = delete;
+
+  backend kind() const noexcept override { return backend::cuda; }
+  step_index index() const override { return to_host(index_); }
+
+  std::vector<amount_t> balances(std::span<const account_index> accounts,
+                                 std::span<const timestamp_t> times) const override {
+    const std::lock_guard<std::mutex> lock(mutex_);  // the buffers are shared
+    std::vector<amount_t> out(accounts.size());
+    const u64 n = accounts.size();
+    if (n == 0) return out;
+#if GPUCREDIT_DEVICE_IS_CUDA
+    answer_overlapped(accounts, times, out);
+#else
+    buffer_set& set = sets_[0];
+    for (u64 offset = 0; offset < n; offset += batch_) {
+      const u64 count = std::min(batch_, n - offset);
+      reserve_at_least(set.accounts, count);
+      reserve_at_least(set.times, count);
+      reserve_at_least(set.out, count);
+      thrust::copy(accounts.data() + offset, accounts.data() + offset + count, set.accounts.begin());
+      thrust::copy(times.data() + offset, times.data() + offset + count, set.times.begin());
+      answer_chunk(thrust::device, set, accounts.subspan(offset, count));
+      thrust::copy(set.out.begin(), set.out.begin() + static_cast<std::ptrdiff_t>(count), out.data() + offset);
+    }
+#endif
+    return out;
+  }
+
+ private:
+  // Answers the chunk already in set.accounts / set.times into set.out. `host_accounts`
+  // is the same chunk in host memory (its first and last account bound the merge).
+  template <class Policy>
+  void answer_chunk(const Policy& policy, buffer_set& set, std::span<const account_index> host_accounts) const {
+    const u64 count = host_accounts.size();
+    const device::index_view view = index_.view();
+    if (!device::queries_sorted(policy, raw(set.accounts), raw(set.times), count)) {
+      device::answer_by_search(policy, view, raw(set.accounts), raw(set.times), count, raw(set.out));
+      return;
+    }
+    // Sorted: only the breakpoints of the accounts from the first query's to the last's.
+    const u64 accounts_total = index_.account_count;
+    const u64 first = std::min<u64>(host_accounts.front(), accounts_total);
+    const u64 last = std::min<u64>(u64{host_accounts.back()} + 1, accounts_total);
+    const u64 slice_begin = host_offsets_[first];
+    const u64 slice_end = std::max(slice_begin, host_offsets_[last]);
+    device::index_view slice = view;
+    slice.accounts += slice_begin;
+    slice.times += slice_begin;
+    slice.balances += slice_begin;
+    const u64 merged = slice_end - slice_begin + count;
+    reserve_at_least(set.tags, merged);
+    reserve_at_least(set.last, merged);
+    device::answer_by_merge(policy, slice, slice_end - slice_begin, raw(set.accounts), raw(set.times), count,
+                            raw(set.tags), raw(set.last), raw(set.out));
+  }
+
+#if GPUCREDIT_DEVICE_IS_CUDA
+  // Two streams take chunks in turn: while one computes, the other's next input is on
+  // its way to the device and its last answers on their way back.
+  void answer_overlapped(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                         std::vector<amount_t>& out) const {
+    const u64 n = accounts.size();
+    const u64 chunk = std::min(batch_, n);
+    for (buffer_set& set : sets_) {
+      reserve_at_least(set.accounts, chunk);
+      reserve_at_least(set.times, chunk);
+      reserve_at_least(set.out, chunk);
+      set.staged_accounts.reserve(chunk);
+      set.staged_times.reserve(chunk);
+      set.staged_out.reserve(chunk);
+      set.pending_count = 0;
+    }
+    auto collect = [&](buffer_set& set) {  // waits for the set's answers and keeps them
+      GPUCREDIT_CUDA_TRY(cudaStreamSynchronize(set.stream));
+      std::memcpy(out.data() + set.pending_offset, set.staged_out.data(), set.pending_count * sizeof(i64));
+      set.pending_count = 0;
+    };
+    auto send = [&](buffer_set& set, u64 offset, u64 count) {  // stages a chunk and starts its copy in
+      std::memcpy(set.staged_accounts.data(), accounts.data() + offset, count * sizeof(u32));
+      std::memcpy(set.staged_times.data(), times.data() + offset, count * sizeof(i64));
+      GPUCREDIT_CUDA_TRY(cudaMemcpyAsync(raw(set.accounts), set.staged_accounts.data(), count * sizeof(u32),
+                                         cudaMemcpyHostToDevice, set.stream));
+      GPUCREDIT_CUDA_TRY(cudaMemcpyAsync(raw(set.times), set.staged_times.data(), count * sizeof(i64),
+                                         cudaMemcpyHostToDevice, set.stream));
+    };
+    const u64 chunks = (n + chunk - 1) / chunk;
+    send(sets_[0], 0, std::min(chunk, n));
+    for (u64 k = 0; k < chunks; ++k) {
+      buffer_set& set = sets_[k % 2];
+      buffer_set& other = sets_[(k + 1) % 2];
+      const u64 offset = k * chunk;
+      const u64 count = std::min(chunk, n - offset);
+      if (k + 1 < chunks) {
+        if (other.pending_count != 0) collect(other);
+        send(other, offset + chunk, std::min(chunk, n - offset - chunk));
+      }
+      answer_chunk(thrust::cuda::par(set.temporary).on(set.stream), set, accounts.subspan(offset, count));
+      GPUCREDIT_CUDA_TRY(cudaMemcpyAsync(set.staged_out.data(), raw(set.out), count * sizeof(i64),
+                                         cudaMemcpyDeviceToHost, set.stream));
+      set.pending_offset = offset;
+      set.pending_count = count;
+    }
+    for (buffer_set& set : sets_) {
+      if (set.pending_count != 0) collect(set);
+    }
+  }
+  static constexpr int stream_count = 2;
+#else
+  static constexpr int stream_count = 1;
+#endif
+
+  device::device_index index_;
+  std::vector<u64> host_offsets_;
+  u64 batch_ = queries_per_batch_max;  // queries per chunk
+  mutable std::mutex mutex_;
+  mutable buffer_set sets_[stream_count];
+};
+
+}  // namespace
+
+namespace detail {
+
+bool device_engine_built() noexcept { return true; }
+
+bool device_engine_available() {
+#if GPUCREDIT_DEVICE_IS_CUDA
+  static const bool present = [] {
+    int count = 0;
+    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
+  }();
+  return present;
+#else
+  return true;  // the OMP build runs the device logic on the CPU
+#endif
+}
+
+std::unique_ptr<engine::impl> make_device_engine(const interval_table& intervals, std::size_t account_count) {
+  try {
+    return std::make_unique<device_engine>(intervals, account_count);
+  } catch (const error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {  // thrust::system_error and the like
+    throw backend_error(std::string("CUDA engine: ") + e.what());
+  }
+}
+
+}  // namespace detail
+}  // namespace gpucredit
