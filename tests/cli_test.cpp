@@ -19,8 +19,8 @@ using test::quote;
 using test::read_file;
 using test::run;
 
-const std::string cli = GPUCREDIT_CLI;
-const fs::path vectors = GPUCREDIT_TEST_VECTORS;
+const std::string cli = test::cli_path();
+const fs::path vectors = test::vectors_dir();
 const fs::path examples = GPUCREDIT_TEST_EXAMPLES;
 
 class Cli : public ::testing::Test {

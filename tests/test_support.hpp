@@ -57,6 +57,21 @@ inline run_result run(const std::string& command, const fs::path& dir) {
   return {code, read_file(out), read_file(err)};
 }
 
+/// The test vectors: GPUCREDIT_TEST_VECTORS_DIR when set (a build run on another
+/// machine), else the source tree's tests/vectors.
+inline fs::path vectors_dir() {
+  const char* env = std::getenv("GPUCREDIT_TEST_VECTORS_DIR");
+  return env != nullptr && *env != '\0' ? fs::path(env) : fs::path(GPUCREDIT_TEST_VECTORS);
+}
+
+#ifdef GPUCREDIT_CLI
+/// The CLI under test: GPUCREDIT_TEST_CLI when set, else the one built beside the tests.
+inline std::string cli_path() {
+  const char* env = std::getenv("GPUCREDIT_TEST_CLI");
+  return env != nullptr && *env != '\0' ? std::string(env) : std::string(GPUCREDIT_CLI);
+}
+#endif
+
 inline std::string quote(const fs::path& path) { return "'" + path.string() + "'"; }
 
 /// The backend the engine suites run against: what "auto" picks (the CUDA engine where

@@ -35,7 +35,7 @@ void PrintTo(const vector_case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<vector_case> all_cases() {
   std::vector<vector_case> cases;
-  for (const auto& entry : fs::directory_iterator(GPUCREDIT_TEST_VECTORS)) {
+  for (const auto& entry : fs::directory_iterator(test::vectors_dir())) {
     if (entry.is_directory()) cases.push_back({entry.path().filename().string(), entry.path()});
   }
   std::sort(cases.begin(), cases.end(), [](const vector_case& a, const vector_case& b) { return a.name < b.name; });
@@ -92,7 +92,7 @@ TEST_P(Vectors, Cli) {
   const vector_case& c = GetParam();
   const fs::path dir = test::scratch_dir("vector-" + c.name);
   const fs::path out = dir / "balances.csv";
-  const std::string command = std::string(GPUCREDIT_CLI) + " balances --events " + test::quote(c.dir / "events.csv") +
+  const std::string command = test::cli_path() + " balances --events " + test::quote(c.dir / "events.csv") +
                               " --queries " + test::quote(c.dir / "queries.csv") + " --policy " + c.policy() +
                               " --out ";
   if (!c.bad()) {
@@ -134,7 +134,7 @@ TEST(VectorsLines, BadCasesNameTheRightLine) {
       {"bad-header", 1},           {"bad-int64-range", 2},     {"bad-integer", 2},
       {"bad-negative-amount", 2},  {"bad-negative-expiration", 2}, {"bad-op", 2}};
   for (const auto& [name, line] : expected_lines) {
-    const vector_case c{name, fs::path(GPUCREDIT_TEST_VECTORS) / name};
+    const vector_case c{name, test::vectors_dir() / name};
     ASSERT_TRUE(c.bad()) << name;
     try {
       library_balances(c);

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Prepares the device check on a machine without a GPU: builds the CUDA engine, its
+# test suites, the CLI and the GPU benchmark for sm_90, statically linked (the GPU
+# machine has CUDA but no GoogleTest), and gathers what bench/device_run.sh needs in
+# .device-build/bin (ignored by git; carry it to the GPU machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B .device-build -DCMAKE_BUILD_TYPE=Release -DGPUCREDIT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DGPUCREDIT_BUILD_BENCH=ON -DGPUCREDIT_DEVICE_LOGIC_TESTS=OFF \
+  -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc"
+cmake --build .device-build --parallel --target gpucredit_cli gpu_bench engine_test vectors_test random_test ledger_test cli_test
+rm -rf .device-build/bin && mkdir -p .device-build/bin
+cp .device-build/gpucredit .device-build/bench/gpu_bench .device-build/bin/
+for t in engine_test vectors_test random_test ledger_test cli_test; do cp ".device-build/tests/$t" .device-build/bin/; done
+strip .device-build/bin/*
+du -sh .device-build/bin
