@@ -166,6 +166,16 @@ class device_engine final : public engine::impl {
       const auto [ptr, ec] = std::from_chars(env, env + std::strlen(env), wanted);
       if (ec == std::errc() && *ptr == '\0' && wanted > 0) batch_ = std::min(wanted, queries_per_batch_max);
     }
+#if GPUCREDIT_DEVICE_IS_CUDA
+    // Two buffer sets must fit in what is free once the index is resident: 20 bytes a
+    // query (account, time, answer) and 16 more of merge scratch, with half kept spare.
+    std::size_t free_bytes = 0;
+    std::size_t total_bytes = 0;
+    GPUCREDIT_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const u64 fit = free_bytes / (2 * 2 * (20 + 16));
+    if (fit < 1024) throw backend_error("CUDA: too little device memory left for query buffers");
+    batch_ = std::min(batch_, fit);
+#endif
     host_offsets_.resize(index_.offsets.size());
     thrust::copy(index_.offsets.begin(), index_.offsets.end(), host_offsets_.begin());
 #if GPUCREDIT_DEVICE_IS_CUDA
