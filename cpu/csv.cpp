@@ -28,13 +28,62 @@ std::string system_reason(const char* what, int errnum) {
   return std::string(what) + ": " + std::strerror(errnum);
 }
 
-// A field as an error message shows it: at most `quoted_bytes_max` bytes, in quotes.
+// A field as an error message shows it: at most `quoted_bytes_max` bytes, in quotes,
+// control bytes written as \xHH so that the message stays one printable line.
 std::string shown(std::string_view field) {
+  static constexpr char hex[] = "0123456789abcdef";
   std::string out = "'";
-  out.append(field.substr(0, quoted_bytes_max));
+  for (const char c : field.substr(0, quoted_bytes_max)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      out += "\\x";
+      out += hex[byte >> 4];
+      out += hex[byte & 0xF];
+    } else {
+      out += c;
+    }
+  }
   if (field.size() > quoted_bytes_max) out += "...";
   out += "'";
   return out;
+}
+
+// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+// nothing past U+10FFFF).
+bool valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    std::uint32_t code = 0;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+      code = lead & 0x1Fu;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      code = lead & 0x0Fu;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      code = lead & 0x07u;
+    } else {
+      return false;
+    }
+    if (i + length > n) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0u) != 0x80u) return false;
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    if (length == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) return false;
+    if (length == 4 && (code < 0x10000 || code > 0x10FFFF)) return false;
+    i += length;
+  }
+  return true;
 }
 
 class record_reader {
@@ -259,6 +308,13 @@ std::int64_t parse_int(const record_reader& in, std::string_view field, const ch
   return value;
 }
 
+// Names (accounts, credit ids) are kept byte for byte, so they must be text: UTF-8
+// without NUL bytes.
+void check_name(const record_reader& in, std::string_view field, const char* name) {
+  if (std::memchr(field.data(), '\0', field.size()) != nullptr) in.fail(std::string("NUL byte in ") + name);
+  if (!valid_utf8(field)) in.fail(std::string("invalid UTF-8 in ") + name);
+}
+
 std::string join(const std::vector<std::string_view>& fields) {
   std::string out;
   for (std::size_t i = 0; i < fields.size(); ++i) {
@@ -297,6 +353,8 @@ event_table read_events_from(record_reader& in) {
     const std::string_view account = fields[1];
     if (op_name != "add" && op_name != "use") in.fail("unknown op " + shown(op_name));
     if (account.empty()) in.fail("missing account");
+    check_name(in, account, "account");
+    check_name(in, fields[2], "credit_id");
     const timestamp_t at = parse_int(in, fields[3], "timestamp");
     const amount_t amount = parse_int(in, fields[4], "amount");
     if (op_name == "add") {
@@ -317,6 +375,7 @@ query_batch read_queries_from(record_reader& in) {
   while (in.next(fields)) {
     expect_field_count(in, fields, 2);
     if (fields[0].empty()) in.fail("missing account");
+    check_name(in, fields[0], "account");
     batch.push(fields[0], parse_int(in, fields[1], "timestamp"));
   }
   return batch;

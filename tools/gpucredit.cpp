@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -33,6 +35,28 @@ constexpr int exit_failure = 1;     // the system failed us: a write, memory
 constexpr int exit_bad_input = 2;  // the user's input or command line is at fault
 
 std::string errno_text(int errnum) { return std::strerror(errnum); }
+
+// The temporary output file being written, for the signal handler to remove: a run
+// interrupted by SIGINT, SIGTERM or SIGHUP leaves no partial file behind. (SIGKILL
+// cannot be caught: then a hidden ".NAME.gpucredit-XXXXXX" file may stay, and the
+// destination still holds its earlier content.)
+char pending_temp[4096] = {};
+volatile std::sig_atomic_t pending_temp_set = 0;
+
+extern "C" void remove_pending_temp(int signal_number) {
+  if (pending_temp_set != 0) ::unlink(pending_temp);
+  std::signal(signal_number, SIG_DFL);
+  std::raise(signal_number);
+}
+
+void track_temp(const std::string& path) {
+  pending_temp_set = 0;
+  if (path.size() >= sizeof pending_temp) return;
+  std::memcpy(pending_temp, path.c_str(), path.size() + 1);
+  pending_temp_set = 1;
+}
+
+void untrack_temp() { pending_temp_set = 0; }
 
 // An output destination: "-" is standard output; anything else is written to a
 // temporary file in the same directory and renamed over the destination by commit().
@@ -66,6 +90,7 @@ class output_file {
     if (fd_ < 0) throw io_error(path_ + ": cannot create a file there: " + errno_text(errno));
     temp_ = pattern;
     target_ = target.string();
+    track_temp(temp_);
     // mkstemp makes the file 0600; give it what a plain create would (0666 less umask).
     const mode_t mask = ::umask(0);
     ::umask(mask);
@@ -73,6 +98,7 @@ class output_file {
   }
   ~output_file() {
     if (!temp_.empty()) {
+      untrack_temp();
       ::close(fd_);
       ::unlink(temp_.c_str());
     } else if (owned_ && fd_ >= 0) {
@@ -102,10 +128,12 @@ class output_file {
     fd_ = -1;
     if (::rename(temp_.c_str(), target_.c_str()) != 0) {
       const int errnum = errno;
+      untrack_temp();
       ::unlink(temp_.c_str());
       temp_.clear();
       throw io_error(path_ + ": cannot replace: " + errno_text(errnum));
     }
+    untrack_temp();
     temp_.clear();
   }
 
@@ -225,6 +253,7 @@ std::string version_text() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal_number, remove_pending_temp);
   CLI::App app{"gpucredit: exact point-in-time balances of expiring GPU credits.\n"
                "Semantics: SPEC.md in the source tree. Exit codes: 0 ok, 1 system failure "
                "(write, memory), 2 bad input or usage."};
