@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include <random>
-#include <regex>
 
 #include "test_support.hpp"
 

@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <regex>
 
 #include "gpucredit/csv.hpp"
 #include "gpucredit/engine.hpp"
@@ -69,6 +68,17 @@ std::string library_balances(const vector_case& c) {
   return text;
 }
 
+// Whether `err` is exactly one line "FILE:LINE: reason" with LINE >= 1.
+bool located_message(const std::string& err, const std::string& file) {
+  if (err.rfind(file + ":", 0) != 0 || err.empty() || err.back() != '\n') return false;
+  if (std::count(err.begin(), err.end(), '\n') != 1) return false;
+  std::size_t i = file.size() + 1;
+  const std::size_t digits_begin = i;
+  while (i < err.size() && std::isdigit(static_cast<unsigned char>(err[i]))) ++i;
+  if (i == digits_begin || err[digits_begin] == '0') return false;
+  return err.compare(i, 2, ": ") == 0 && err.size() > i + 3;
+}
+
 class Vectors : public ::testing::TestWithParam<vector_case> {};
 
 TEST_P(Vectors, Library) {
@@ -106,8 +116,7 @@ TEST_P(Vectors, Cli) {
   } else {
     const test::run_result refused = test::run(command + test::quote(out), dir);
     EXPECT_EQ(refused.exit_code, 2);
-    const std::regex located("^" + (c.dir / "events.csv").string() + ":[1-9][0-9]*: [^\n]+\n$");
-    EXPECT_TRUE(std::regex_match(refused.err, located)) << refused.err;
+    EXPECT_TRUE(located_message(refused.err, (c.dir / "events.csv").string())) << refused.err;
     EXPECT_FALSE(fs::exists(out)) << "an output file was created";
     // An earlier output stays exactly as it was.
     test::write_file(out, "earlier output\n");
