@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "gpucredit/engine.hpp"
+#include "gpucredit/gpu_credit.hpp"
 #include "gpucredit/ledger.hpp"
 
 namespace {
@@ -94,6 +95,53 @@ void BM_Queries(benchmark::State& state) {
   state.counters["breakpoints"] = static_cast<double>(e.cpu_index()->size());
 }
 BENCHMARK(BM_Queries)->Args({1000, 0})->Args({1000, 1})->Unit(benchmark::kMillisecond);
+
+// The interactive API under interleaved calls: per account, adds with long expirations
+// (so tens of thousands of credits stay live), uses and balance queries at the latest
+// time and in the past, all in time order. Cost per call should not grow with n.
+void BM_GPUCreditInterleaved(benchmark::State& state) {
+  const auto calls = static_cast<std::size_t>(state.range(0));
+  auto run = [&] {
+    GPUCredit credits;
+    std::mt19937_64 rng(4);
+    std::int64_t checksum = 0;
+    for (std::size_t i = 0; i < calls; ++i) {
+      const std::string account = "org-" + std::to_string(i % 4);
+      const auto t = static_cast<timestamp_t>(i);
+      switch (i % 4) {
+        case 0:
+          credits.addCredit(account, 100, t, 1000000);
+          break;
+        case 1:
+          credits.useCredit(account, t, static_cast<amount_t>(rng() % 150));
+          break;
+        case 2:
+          checksum += credits.getBalance(account, t).value_or(0);
+          break;
+        default:
+          checksum += credits.getBalance(account, t / 2).value_or(0);
+      }
+    }
+    return std::make_pair(checksum, credits.getBalance("org-0", static_cast<timestamp_t>(calls)).value_or(0));
+  };
+  {  // The final balance equals the batch ledger's on the same calls.
+    event_table events;
+    std::mt19937_64 rng(4);
+    for (std::size_t i = 0; i < calls; ++i) {
+      const std::string account = "org-" + std::to_string(i % 4);
+      const auto t = static_cast<timestamp_t>(i);
+      if (i % 4 == 0) events.add(account, "", t, 100, 1000000, i + 2);
+      if (i % 4 == 1) events.use(account, t, static_cast<amount_t>(rng() % 150), i + 2);
+    }
+    const engine batch = engine::create(replay(events));
+    const amount_t want = batch.balance(events.accounts.find("org-0").value_or(account_none),
+                                        static_cast<timestamp_t>(calls)).value_or(0);
+    check(run().second == want, "interactive final balance");
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(run());
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(calls));
+}
+BENCHMARK(BM_GPUCreditInterleaved)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

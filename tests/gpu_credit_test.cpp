@@ -6,6 +6,7 @@
 
 #include <random>
 
+#include "gpucredit/detail/live_credits.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/gpu_credit.hpp"
@@ -145,6 +146,107 @@ TEST(GPUCredit, AgreesWithTheBatchLedgerOnRandomCalls) {
       const engine then = engine::create(replay(prefix));
       ASSERT_EQ(answer, then.balance(prefix.accounts.find(account).value_or(account_none), t)) << account << " at " << t;
     }
+  }
+}
+
+// The batch answer over the first `count` calls of `events`.
+std::optional<amount_t> batch_balance(const event_table& events, std::size_t count, const std::string& account,
+                                      timestamp_t t, overdraft_policy policy) {
+  event_table prefix;
+  for (std::size_t r = 0; r < count; ++r) {
+    const std::string_view name = events.accounts[events.account[r]];
+    if (events.kind[r] == op::add) {
+      prefix.add(name, "", events.timestamp[r], events.amount[r], events.end[r] - events.timestamp[r], r + 1);
+    } else {
+      prefix.use(name, events.timestamp[r], events.amount[r], r + 1);
+    }
+  }
+  return engine::create(replay(prefix, policy)).balance(prefix.accounts.find(account).value_or(account_none), t);
+}
+
+TEST(GPUCredit, MostlyInOrderCallsWithPastAndFutureQueries) {
+  // The incremental path: calls mostly in time order (a few late), queries before, at
+  // and after the latest call, each checked against the batch over the calls so far.
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed);
+    const overdraft_policy policy = seed % 2 == 0 ? overdraft_policy::drain : overdraft_policy::reject;
+    GPUCredit interactive(policy);
+    event_table events;
+    timestamp_t clock = 0;
+    for (int call = 0; call < 150; ++call) {
+      const std::string account = "acct-" + std::to_string(rng() % 2);
+      clock += static_cast<timestamp_t>(rng() % 3);
+      const timestamp_t t = rng() % 10 == 0 ? clock - static_cast<timestamp_t>(rng() % 20) : clock;
+      const auto kind = rng() % 5;
+      if (kind < 2) {
+        const auto amount = static_cast<amount_t>(rng() % 10);
+        const auto expiration = static_cast<timestamp_t>(rng() % 25);
+        interactive.addCredit(account, amount, t, expiration);
+        events.add(account, "", t, amount, expiration, static_cast<std::uint64_t>(call) + 1);
+      } else if (kind < 4) {
+        const auto amount = static_cast<amount_t>(rng() % 12);
+        interactive.useCredit(account, t, amount);
+        events.use(account, t, amount, static_cast<std::uint64_t>(call) + 1);
+      } else {
+        const timestamp_t q = clock + static_cast<timestamp_t>(rng() % 40) - 20;
+        ASSERT_EQ(interactive.getBalance(account, q), batch_balance(events, events.size(), account, q, policy))
+            << account << " at " << q << " after " << events.size() << " calls";
+      }
+    }
+  }
+}
+
+TEST(GPUCredit, OverflowChecksOnBothPaths) {
+  GPUCredit c;
+  c.addCredit("a", amount_max - 10, 100, 50);
+  EXPECT_THROW(c.addCredit("a", 11, 120, 5), input_error);  // in order: would pass int64
+  c.addCredit("a", 10, 120, 5);                             // exactly the top
+  EXPECT_EQ(c.getBalance("a", 120), amount_max);
+  EXPECT_THROW(c.addCredit("a", 1, 110, 20), input_error);  // late: beyond int64 at 120
+  c.addCredit("a", 1, 10, 20);                              // late, expired long before
+  EXPECT_EQ(c.getBalance("a", 20), 1);
+  EXPECT_EQ(c.getBalance("a", 125), amount_max);
+  EXPECT_EQ(c.getBalance("a", 126), amount_max - 10);
+  c.useCredit("a", 130, 5);
+  c.addCredit("a", 5, 130, 0);  // after the use, room again
+  EXPECT_EQ(c.getBalance("a", 130), amount_max - 10);
+}
+
+TEST(LiveCredits, MatchesASortedListUnderRandomOperations) {
+  std::mt19937_64 rng(3);
+  detail::live_credits live;
+  std::vector<detail::live_credits::credit> list;  // kept sorted by (end, start, row)
+  auto key = [](const detail::live_credits::credit& c) { return std::tie(c.end, c.start, c.row); };
+  for (event_row row = 0; row < 20000; ++row) {
+    const auto op_kind = rng() % 4;
+    if (op_kind < 2 || list.empty()) {
+      const detail::live_credits::credit c{static_cast<timestamp_t>(rng() % 500), static_cast<timestamp_t>(rng() % 50), row,
+                                           1 + static_cast<amount_t>(rng() % 100)};
+      live.insert(c);
+      list.insert(std::upper_bound(list.begin(), list.end(), c, [&](const auto& x, const auto& y) { return key(x) < key(y); }), c);
+    } else if (op_kind == 2) {
+      ASSERT_EQ(live.front().row, list.front().row);
+      if (list.front().remaining > 1) {
+        const amount_t take = 1 + static_cast<amount_t>(rng()) % (list.front().remaining - 1);
+        live.draw_from_front(take);
+        list.front().remaining -= take;
+      } else {
+        live.pop_front();
+        list.erase(list.begin());
+      }
+    } else {
+      live.pop_front();
+      list.erase(list.begin());
+    }
+    ASSERT_EQ(live.empty(), list.empty());
+    if (!list.empty()) {
+      ASSERT_EQ(live.front().remaining, list.front().remaining);
+    }
+    const auto t = static_cast<timestamp_t>(rng() % 520);
+    amount_t want = 0;
+    for (const auto& c : list) want += c.end >= t ? c.remaining : 0;
+    ASSERT_EQ(live.remaining_ending_at_or_after(t), want) << "at " << t;
   }
 }
 
