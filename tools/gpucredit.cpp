@@ -202,10 +202,18 @@ int run_balances(const balances_args& args) {
   refuse_output_over_input(args.out, {args.events, args.queries});
   if (!args.unpaid.empty()) refuse_output_over_input(args.unpaid, {args.events, args.queries});
 
-  const event_table events = read_events(args.events);
+  event_table events = read_events(args.events);
   const query_batch queries = read_queries(args.queries);
-  const ledger_result result = replay(events, parse_policy(args.policy));
+  ledger_result result = replay(events, parse_policy(args.policy));
+  // Peak memory: the event rows are not needed past the replay (unless --unpaid names
+  // them), nor the interval table once the engine holds its index.
+  if (args.unpaid.empty()) {
+    event_table names_only;
+    names_only.accounts = std::move(events.accounts);
+    events = std::move(names_only);
+  }
   const engine answers = engine::create(result, chosen);
+  result.intervals = interval_table{};
   const std::vector<account_index> accounts = queries.resolve(events.accounts);
   const std::vector<amount_t> balances = answers.balances(accounts, queries.timestamp);
 
