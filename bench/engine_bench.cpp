@@ -96,6 +96,44 @@ void BM_Queries(benchmark::State& state) {
 }
 BENCHMARK(BM_Queries)->Args({1000, 0})->Args({1000, 1})->Unit(benchmark::kMillisecond);
 
+// Queries over a synthetic index of `breakpoints` breakpoints (100 per account): one
+// interval per breakpoint, so the engine builds it from an interval table as usual.
+void BM_QueriesSynthetic(benchmark::State& state) {
+  const auto breakpoints = static_cast<std::size_t>(state.range(0));
+  const bool sorted = state.range(1) != 0;
+  constexpr std::size_t per = 100;
+  const std::size_t accounts_total = breakpoints / per;
+  interval_table rows;
+  for (std::size_t i = 0; i < breakpoints; ++i) {
+    const auto t = static_cast<timestamp_t>((i % per) * 16);
+    const timestamp_t end = (i % per) == per - 1 ? t : t + 15;
+    rows.push(static_cast<account_index>(i / per), static_cast<event_row>(i), t, end, 1 + static_cast<amount_t>(i % 997));
+  }
+  const engine e = engine::create(rows, accounts_total);
+  const std::size_t n = std::size_t{1} << 22;
+  std::mt19937_64 rng(9);
+  std::vector<std::pair<account_index, timestamp_t>> q(n);
+  for (auto& [a, t] : q) {
+    a = static_cast<account_index>(rng() % accounts_total);
+    t = static_cast<timestamp_t>(rng() % (per * 16 + 16)) - 8;
+  }
+  if (sorted) std::sort(q.begin(), q.end());
+  std::vector<account_index> accounts(n);
+  std::vector<timestamp_t> times(n);
+  for (std::size_t i = 0; i < n; ++i) std::tie(accounts[i], times[i]) = q[i];
+  const std::vector<amount_t> answers = e.balances(accounts, times);
+  const step_index& index = *e.cpu_index();
+  for (std::size_t i = 0; i < n; i += 997) check(answers[i] == index.balance(accounts[i], times[i]), "balance");
+  for (auto _ : state) benchmark::DoNotOptimize(e.balances(accounts, times));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(n * (4 + 8 + 8)));
+}
+BENCHMARK(BM_QueriesSynthetic)
+    ->ArgsProduct({{100000, 1000000, 10000000}, {0, 1}})
+    ->ArgNames({"breakpoints", "sorted"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The interactive API under interleaved calls: per account, adds with long expirations
 // (so tens of thousands of credits stay live), uses and balance queries at the latest
 // time and in the past, all in time order. Cost per call should not grow with n.

@@ -229,6 +229,29 @@ TEST(Engine, ChunkedSortedAndUnsortedBatchesAnswerLikeTheCpu) {
   }
 }
 
+TEST(Engine, LargeBatchesAnswerLikeSingleSearches) {
+  // Large enough to be split between threads and answered in many blocks, sorted and
+  // not, with unknown accounts: each answer equals a plain binary search in the index.
+  std::mt19937_64 rng(8);
+  const interval_table rows = random_rows(rng, 30000, 1000);
+  const step_index index = step_index::build(rows, 1000);
+  const engine e = engine::create(rows, 1000, test::backend_under_test());
+  for (const bool sorted : {false, true}) {
+    const auto [accounts, times] = random_queries(rng, 300000, 1000, sorted);
+    const std::vector<amount_t> got = e.balances(accounts, times);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i], index.balance(accounts[i], times[i])) << (sorted ? "sorted" : "unsorted") << " query " << i;
+    }
+  }
+  // Sorted runs with long gaps between queries (the gallop) and many queries per breakpoint.
+  std::vector<account_index> a(200000, 3);
+  std::vector<timestamp_t> t(200000);
+  for (std::size_t i = 0; i < t.size(); ++i) t[i] = static_cast<timestamp_t>(i * i % 1000003) - 500000;
+  std::sort(t.begin(), t.end());
+  const std::vector<amount_t> got = e.balances(a, t);
+  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], index.balance(3, t[i])) << i;
+}
+
 TEST(CudaBackend, AnswersLikeTheCpuAtScale) {
   if (!backend_available(backend::cuda)) GTEST_SKIP() << "the CUDA backend is not built or no CUDA device was found";
   std::mt19937_64 rng(99);
