@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -195,6 +196,23 @@ struct balances_args {
   std::string policy = "drain";
   std::string backend_name = "auto";
   std::string unpaid;
+  bool timings = false;
+};
+
+// Wall-clock seconds of each phase, printed to standard error by --timings.
+class phase_clock {
+ public:
+  explicit phase_clock(bool on) : on_(on), last_(std::chrono::steady_clock::now()) {}
+  void lap(const char* phase) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "gpucredit: %-12s %.6f s\n", phase, std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+
+ private:
+  bool on_;
+  std::chrono::steady_clock::time_point last_;
 };
 
 int run_balances(const balances_args& args) {
@@ -202,9 +220,13 @@ int run_balances(const balances_args& args) {
   refuse_output_over_input(args.out, {args.events, args.queries});
   if (!args.unpaid.empty()) refuse_output_over_input(args.unpaid, {args.events, args.queries});
 
+  phase_clock clock(args.timings);
   event_table events = read_events(args.events);
+  clock.lap("read events");
   const query_batch queries = read_queries(args.queries);
+  clock.lap("read queries");
   ledger_result result = replay(events, parse_policy(args.policy));
+  clock.lap("replay");
   // Peak memory: the event rows are not needed past the replay (unless --unpaid names
   // them), nor the interval table once the engine holds its index.
   if (args.unpaid.empty()) {
@@ -214,8 +236,10 @@ int run_balances(const balances_args& args) {
   }
   const engine answers = engine::create(result, chosen);
   result.intervals = interval_table{};
+  clock.lap("index");
   const std::vector<account_index> accounts = queries.resolve(events.accounts);
   const std::vector<amount_t> balances = answers.balances(accounts, queries.timestamp);
+  clock.lap("queries");
 
   // Every input error is behind us: only now is anything written.
   std::optional<output_file> unpaid_file;
@@ -231,6 +255,7 @@ int run_balances(const balances_args& args) {
   out.finish();
   out_file.commit();
   if (unpaid_file) unpaid_file->commit();
+  clock.lap("write");
   return exit_ok;
 }
 
@@ -282,6 +307,8 @@ int main(int argc, char** argv) {
       ->add_option("--backend", balances.backend_name,
                    "Query backend: auto, cpu or cuda (auto honours GPUCREDIT_BACKEND)")
       ->capture_default_str();
+  balances_cmd->add_flag("--timings", balances.timings,
+                         "Print the wall-clock seconds of each phase (read, replay, index, queries, write) to standard error");
   balances_cmd->add_option("--unpaid", balances.unpaid,
                            "Also write the uses not paid in full: account,timestamp,amount,outcome "
                            "(outcome: shortfall under drain, rejected under reject)");
