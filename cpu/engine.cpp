@@ -131,7 +131,7 @@ namespace {
 // binary searches interleaved, a group at a time, prefetching the next probe of each,
 // so that the cache misses of the group overlap instead of queueing.
 constexpr std::size_t block_queries = 4096;
-constexpr std::size_t search_group = 16;
+constexpr std::size_t search_group = 128;
 constexpr std::size_t queries_per_thread_min = std::size_t{1} << 16;
 static_assert(block_queries % search_group == 0, "blocks hold whole groups");
 
@@ -140,10 +140,9 @@ class cpu_engine final : public engine::impl {
   explicit cpu_engine(step_index index) : index_(std::move(index)) {}
   backend kind() const noexcept override { return backend::cpu; }
 
-  std::vector<amount_t> balances(std::span<const account_index> accounts,
-                                 std::span<const timestamp_t> times) const override {
+  void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                std::span<amount_t> out) const override {
     const std::size_t n = accounts.size();
-    std::vector<amount_t> out(n);
     // Large batches are split between the cores, each part answered independently.
     const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
     const std::size_t parts = std::clamp<std::size_t>(n / queries_per_thread_min, 1, cores);
@@ -159,7 +158,6 @@ class cpu_engine final : public engine::impl {
     for (std::size_t k = 1; k < parts; ++k) helpers.emplace_back(part, k);
     part(0);
     for (std::thread& h : helpers) h.join();
-    return out;
   }
   step_index index() const override { return index_; }
   const step_index* cpu_index() const noexcept override { return &index_; }
@@ -270,14 +268,23 @@ backend engine::kind() const noexcept { return impl_->kind(); }
 
 std::vector<amount_t> engine::balances(std::span<const account_index> accounts,
                                        std::span<const timestamp_t> times) const {
-  if (accounts.size() != times.size()) {
-    throw error("engine::balances: accounts and times differ in length");
+  std::vector<amount_t> out(accounts.size());
+  balances(accounts, times, out);
+  return out;
+}
+
+void engine::balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                      std::span<amount_t> out) const {
+  if (accounts.size() != times.size() || out.size() != accounts.size()) {
+    throw error("engine::balances: accounts, times and out differ in length");
   }
-  return impl_->balances(accounts, times);
+  impl_->balances(accounts, times, out);
 }
 
 std::optional<amount_t> engine::balance(account_index account, timestamp_t t) const {
-  return as_optional(impl_->balances({&account, 1}, {&t, 1})[0]);
+  amount_t out = 0;
+  impl_->balances({&account, 1}, {&t, 1}, {&out, 1});
+  return as_optional(out);
 }
 
 const step_index* engine::cpu_index() const noexcept { return impl_->cpu_index(); }

@@ -195,12 +195,11 @@ class device_engine final : public engine::impl {
   backend kind() const noexcept override { return backend::cuda; }
   step_index index() const override { return to_host(index_); }
 
-  std::vector<amount_t> balances(std::span<const account_index> accounts,
-                                 std::span<const timestamp_t> times) const override {
+  void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                std::span<amount_t> out) const override {
     const std::lock_guard<std::mutex> lock(mutex_);  // the buffers are shared
-    std::vector<amount_t> out(accounts.size());
     const u64 n = accounts.size();
-    if (n == 0) return out;
+    if (n == 0) return;
 #if GPUCREDIT_DEVICE_IS_CUDA
     answer_overlapped(accounts, times, out);
 #else
@@ -216,7 +215,6 @@ class device_engine final : public engine::impl {
       thrust::copy(set.out.begin(), set.out.begin() + static_cast<std::ptrdiff_t>(count), out.data() + offset);
     }
 #endif
-    return out;
   }
 
  private:
@@ -251,7 +249,7 @@ class device_engine final : public engine::impl {
   // Two streams take chunks in turn: while one computes, the other's next input is on
   // its way to the device and its last answers on their way back.
   void answer_overlapped(std::span<const account_index> accounts, std::span<const timestamp_t> times,
-                         std::vector<amount_t>& out) const {
+                         std::span<amount_t> out) const {
     const u64 n = accounts.size();
     const u64 chunk = std::min(batch_, n);
     for (buffer_set& set : sets_) {

@@ -73,6 +73,11 @@ class engine {
   std::vector<amount_t> balances(std::span<const account_index> accounts,
                                  std::span<const timestamp_t> times) const;
 
+  /// The same, written into `out` (of the same size), so that a caller answering batch
+  /// after batch can reuse one buffer. Throws `error` when the sizes differ. Blocks.
+  void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                std::span<amount_t> out) const;
+
   /// One query, as the SPEC reports it: nullopt for none.
   std::optional<amount_t> balance(account_index account, timestamp_t t) const;
 

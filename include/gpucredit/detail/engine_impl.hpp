@@ -14,9 +14,9 @@ class engine::impl {
  public:
   virtual ~impl() = default;
   virtual backend kind() const noexcept = 0;
-  /// Balances in query order, 0 for none; the spans have equal sizes.
-  virtual std::vector<amount_t> balances(std::span<const account_index> accounts,
-                                         std::span<const timestamp_t> times) const = 0;
+  /// Writes the balances in query order into `out`, 0 for none; the spans have equal sizes.
+  virtual void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                        std::span<amount_t> out) const = 0;
   /// The backend's step index, copied to host memory.
   virtual step_index index() const = 0;
   /// The CPU step index when this is the CPU backend, else null.
