@@ -7,6 +7,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "gpucredit/csv.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/gpu_credit.hpp"
 #include "gpucredit/ledger.hpp"
@@ -56,7 +57,7 @@ void BM_Replay(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(events.size()));
   state.counters["events"] = static_cast<double>(events.size());
 }
-BENCHMARK(BM_Replay)->Arg(100)->Arg(1000)->Arg(4000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Replay)->Arg(10)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
 
 void BM_Queries(benchmark::State& state) {
   const bool sorted = state.range(1) != 0;
@@ -95,6 +96,54 @@ void BM_Queries(benchmark::State& state) {
   state.counters["breakpoints"] = static_cast<double>(e.cpu_index()->size());
 }
 BENCHMARK(BM_Queries)->Args({1000, 0})->Args({1000, 1})->Unit(benchmark::kMillisecond);
+
+// CSV text of `lines` events over 1,000 accounts, the accounts either grouped (a log
+// per account) or interleaved (a time-ordered log of the whole fleet).
+std::string events_csv(std::size_t lines, bool interleaved) {
+  std::string text(events_header);
+  text += '\n';
+  const std::size_t accounts = 1000;
+  const std::size_t per = std::max<std::size_t>(1, lines / accounts);
+  for (std::size_t i = 0; i < lines; ++i) {
+    const std::size_t a = interleaved ? i % accounts : i / per;
+    const std::size_t t = interleaved ? i / accounts * 3600 : i % per * 3600;
+    if (t == 0) {
+      text += "add,org-" + std::to_string(a) + ",plan-30d,0,1000000,2591999\n";
+    } else {
+      text += "use,org-" + std::to_string(a) + ",," + std::to_string(t + i % 3600) + "," + std::to_string(i % 977) + ",\n";
+    }
+  }
+  return text;
+}
+
+void BM_ParseEvents(benchmark::State& state) {
+  const auto lines = static_cast<std::size_t>(state.range(0));
+  const std::string text = events_csv(lines, state.range(1) != 0);
+  check(parse_events(text).size() == lines, "parsed row count");
+  for (auto _ : state) benchmark::DoNotOptimize(parse_events(text));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(text.size()));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(lines));
+}
+BENCHMARK(BM_ParseEvents)
+    ->ArgsProduct({{10000, 1000000, 10000000}, {0, 1}})
+    ->ArgNames({"lines", "interleaved"})
+    ->Unit(benchmark::kMillisecond);
+
+void BM_StepIndexBuild(benchmark::State& state) {
+  const event_table events = fleet(static_cast<std::size_t>(state.range(0)), 5);
+  const ledger_result result = replay(events);
+  const step_index index = step_index::build(result.intervals, result.account_count);
+  for (std::size_t i = 0; i < result.intervals.size(); i += 1009) {  // each row's start is counted
+    const account_index a = result.intervals.account[i];
+    check(index.balance(a, result.intervals.begin[i]) >= result.intervals.amount[i], "index covers intervals");
+  }
+  for (auto _ : state) benchmark::DoNotOptimize(step_index::build(result.intervals, result.account_count));
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(result.intervals.size()));
+  state.counters["intervals"] = static_cast<double>(result.intervals.size());
+  state.counters["bytes_per_interval"] = 4 + 4 + 8 + 8 + 8;
+  state.counters["bytes_per_breakpoint"] = 8 + 8;
+}
+BENCHMARK(BM_StepIndexBuild)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond);
 
 // Queries over a synthetic index of `breakpoints` breakpoints (100 per account): one
 // interval per breakpoint, so the engine builds it from an interval table as usual.

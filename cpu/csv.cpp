@@ -140,7 +140,7 @@ class record_reader {
       begin_ = x.next;
       if (last != first && last[-1] == '\r') --last;  // CRLF
       if (last == first) continue;                  // empty line
-      split(first, last, fields);
+      if (!split_plain(first, last, fields)) split(first, last, fields);
       return true;
     }
   }
@@ -206,7 +206,36 @@ class record_reader {
     return true;
   }
 
+  // The common record: no quotes. One pass splits it at commas and notes whether any
+  // byte is NUL or non-ASCII (only then are names checked byte by byte). False when a
+  // quote appears: split() handles the record then.
+  bool split_plain(char* first, char* last, std::vector<std::string_view>& fields) {
+    fields.clear();
+    unsigned char unusual = 0;  // NUL shows as 0x80 here, non-ASCII as its own high bit
+    char* field_start = first;
+    for (char* p = first; p < last; ++p) {
+      const char c = *p;
+      const auto byte = static_cast<unsigned char>(c);
+      unusual |= static_cast<unsigned char>(byte | (byte == 0 ? 0x80 : 0));
+      if (c == ',') {
+        fields.emplace_back(field_start, static_cast<std::size_t>(p - field_start));
+        field_start = p + 1;
+      } else if (c == '"') {
+        return false;
+      }
+    }
+    fields.emplace_back(field_start, static_cast<std::size_t>(last - field_start));
+    plain_text_ = (unusual & 0x80) == 0;
+    return true;
+  }
+
+ public:
+  // Whether the last record is plain ASCII without NUL bytes (no name check needed).
+  bool plain_text() const noexcept { return plain_text_; }
+
+ private:
   void split(char* first, char* last, std::vector<std::string_view>& fields) {
+    plain_text_ = false;
     fields.clear();
     char* q = first;
     for (;;) {
@@ -291,6 +320,7 @@ class record_reader {
   bool eof_ = false;
   bool bom_checked_ = false;
   bool saw_bytes_ = false;
+  bool plain_text_ = false;
   std::uint64_t next_line_ = 1;
   std::uint64_t record_line_ = 0;
 
@@ -311,6 +341,7 @@ std::int64_t parse_int(const record_reader& in, std::string_view field, const ch
 // Names (accounts, credit ids) are kept byte for byte, so they must be text: UTF-8
 // without NUL bytes.
 void check_name(const record_reader& in, std::string_view field, const char* name) {
+  if (in.plain_text()) return;  // the whole record is ASCII without NUL
   if (std::memchr(field.data(), '\0', field.size()) != nullptr) in.fail(std::string("NUL byte in ") + name);
   if (!valid_utf8(field)) in.fail(std::string("invalid UTF-8 in ") + name);
 }

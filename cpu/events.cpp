@@ -38,13 +38,19 @@ dictionary& dictionary::operator=(const dictionary& other) {
 }
 
 std::uint32_t dictionary::intern(std::string_view name) {
-  if (auto it = index_.find(name); it != index_.end()) return it->second;
+  // Logs often repeat a name on consecutive lines: one comparison before the hash.
+  if (last_ < names_.size() && names_[last_] == name) return last_;
+  if (auto it = index_.find(name); it != index_.end()) {
+    last_ = it->second;
+    return it->second;
+  }
   if (names_.size() >= std::numeric_limits<std::uint32_t>::max()) {
     throw error("gpucredit: more than 2^32 - 1 distinct names");
   }
   const auto index = static_cast<std::uint32_t>(names_.size());
   names_.emplace_back(name);
   index_.emplace(names_.back(), index);
+  last_ = index;
   return index;
 }
 

@@ -43,6 +43,7 @@ class dictionary {
   };
   std::deque<std::string> names_;  // a deque never moves its elements: views stay valid
   std::unordered_map<std::string_view, std::uint32_t, hash, std::equal_to<>> index_;
+  std::uint32_t last_ = 0;  // the name interned last (checked first)
 };
 
 /// All events of a ledger as structure-of-arrays, in arrival order (row = arrival).
