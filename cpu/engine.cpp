@@ -7,9 +7,9 @@
 #include <cassert>
 #include <cstdlib>
 #include <string>
-#include <thread>
 
 #include "gpucredit/detail/engine_impl.hpp"
+#include "gpucredit/detail/parallel.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
@@ -53,6 +53,9 @@ backend select_backend(std::string_view request) {
 
 namespace {
 
+// Interval rows per core below which the index is built on one core.
+constexpr std::size_t intervals_per_part_min = std::size_t{1} << 16;
+
 struct delta {
   timestamp_t time;
   std::uint64_t change;  // two's complement: sums wrap, and every final balance fits int64
@@ -94,24 +97,49 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
     for (std::size_t row = 0; row < n; ++row) order[cursor[intervals.account[row]]++] = row;
   }
 
+  // Accounts are independent: parts of consecutive accounts build their breakpoints on
+  // their own cores, then the parts are laid end to end.
+  const std::size_t parts = account_count == 0 ? 1 : detail::part_count(n, intervals_per_part_min);
+  const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, parts);
+  std::vector<step_index> partial(parts);
+  detail::run_parts(parts, [&](std::size_t k) {
+    step_index& part = partial[k];
+    const std::size_t rows = offsets[cuts[k + 1]] - offsets[cuts[k]];
+    part.account_offsets.resize(cuts[k + 1] - cuts[k]);
+    part.times.reserve(2 * rows);
+    part.balances.reserve(2 * rows);
+    std::vector<delta> deltas;
+    for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) {
+      part.account_offsets[a - cuts[k]] = part.times.size();
+      deltas.clear();
+      for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
+        const std::size_t row = grouped ? i : order[i];
+        const auto amount = static_cast<std::uint64_t>(intervals.amount[row]);
+        deltas.push_back({intervals.begin[row], amount});
+        // The credit stops counting at end + 1; at the largest timestamp it never stops.
+        if (intervals.end[row] != timestamp_max) deltas.push_back({intervals.end[row] + 1, 0 - amount});
+      }
+      append_account(deltas, part);
+    }
+  });
+  if (parts == 1) {
+    step_index index = std::move(partial[0]);
+    index.account_offsets.push_back(index.times.size());
+    return index;
+  }
+  std::vector<std::size_t> at(parts + 1, 0);
+  for (std::size_t k = 0; k < parts; ++k) at[k + 1] = at[k] + partial[k].times.size();
   step_index index;
   index.account_offsets.resize(account_count + 1);
-  index.times.reserve(2 * n);
-  index.balances.reserve(2 * n);
-  std::vector<delta> deltas;
-  for (std::size_t a = 0; a < account_count; ++a) {
-    index.account_offsets[a] = index.times.size();
-    deltas.clear();
-    for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
-      const std::size_t row = grouped ? i : order[i];
-      const auto amount = static_cast<std::uint64_t>(intervals.amount[row]);
-      deltas.push_back({intervals.begin[row], amount});
-      // The credit stops counting at end + 1; at the largest timestamp it never stops.
-      if (intervals.end[row] != timestamp_max) deltas.push_back({intervals.end[row] + 1, 0 - amount});
-    }
-    append_account(deltas, index);
-  }
-  index.account_offsets[account_count] = index.times.size();
+  index.times.resize(at[parts]);
+  index.balances.resize(at[parts]);
+  detail::run_parts(parts, [&](std::size_t k) {
+    const step_index& part = partial[k];
+    std::copy(part.times.begin(), part.times.end(), index.times.begin() + static_cast<std::ptrdiff_t>(at[k]));
+    std::copy(part.balances.begin(), part.balances.end(), index.balances.begin() + static_cast<std::ptrdiff_t>(at[k]));
+    for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) index.account_offsets[a] = at[k] + part.account_offsets[a - cuts[k]];
+  });
+  index.account_offsets[account_count] = at[parts];
   return index;
 }
 
@@ -144,20 +172,15 @@ class cpu_engine final : public engine::impl {
                 std::span<amount_t> out) const override {
     const std::size_t n = accounts.size();
     // Large batches are split between the cores, each part answered independently.
-    const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
-    const std::size_t parts = std::clamp<std::size_t>(n / queries_per_thread_min, 1, cores);
-    auto part = [&](std::size_t k) {
+    const std::size_t parts = detail::part_count(n, queries_per_thread_min);
+    detail::run_parts(parts, [&](std::size_t k) {
       const std::size_t first = n * k / parts;
       const std::size_t last = n * (k + 1) / parts;
       for (std::size_t b = first; b < last; b += block_queries) {
         const std::size_t end = std::min(last, b + block_queries);
         answer_block(accounts.subspan(b, end - b), times.subspan(b, end - b), out.data() + b);
       }
-    };
-    std::vector<std::thread> helpers;
-    for (std::size_t k = 1; k < parts; ++k) helpers.emplace_back(part, k);
-    part(0);
-    for (std::thread& h : helpers) h.join();
+    });
   }
   step_index index() const override { return index_; }
   const step_index* cpu_index() const noexcept override { return &index_; }

@@ -10,6 +10,7 @@
 #include <string>
 #include <tuple>
 
+#include "gpucredit/detail/parallel.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
@@ -96,33 +97,24 @@ void account_replayer::run(std::span<const account_event> events, account_index 
 
 }  // namespace detail
 
-ledger_result replay(const event_table& events, overdraft_policy policy) {
-  const std::size_t event_count = events.size();
-  const std::size_t account_count = events.accounts.size();
+namespace {
 
-  // Stable counting sort of rows by account: arrival order survives within an account.
-  std::vector<std::size_t> offsets(account_count + 1, 0);
-  for (const account_index a : events.account) ++offsets[a + 1];
-  for (std::size_t a = 0; a < account_count; ++a) offsets[a + 1] += offsets[a];
-  std::vector<event_row> order(event_count);
-  {
-    std::vector<std::size_t> cursor(offsets.begin(), offsets.end() - 1);
-    for (std::size_t row = 0; row < event_count; ++row) {
-      order[cursor[events.account[row]]++] = static_cast<event_row>(row);
-    }
-  }
+// Accounts never interact: a ledger of at least this many events per core is replayed
+// in parts of consecutive accounts, one per core.
+constexpr std::size_t events_per_part_min = std::size_t{1} << 16;
 
-  ledger_result out;
-  out.account_count = account_count;
-  out.intervals.account.reserve(event_count);
-  out.intervals.credit.reserve(event_count);
-  out.intervals.begin.reserve(event_count);
-  out.intervals.end.reserve(event_count);
-  out.intervals.amount.reserve(event_count);
-
+// Replays accounts [first, last) of the counting-sorted rows into `out`.
+void replay_accounts(const event_table& events, overdraft_policy policy, const std::vector<std::size_t>& offsets,
+                     const std::vector<event_row>& order, std::size_t first, std::size_t last, ledger_result& out) {
+  const std::size_t rows = offsets[last] - offsets[first];
+  out.intervals.account.reserve(rows);
+  out.intervals.credit.reserve(rows);
+  out.intervals.begin.reserve(rows);
+  out.intervals.end.reserve(rows);
+  out.intervals.amount.reserve(rows);
   detail::account_replayer replayer;
   std::vector<detail::account_event> batch;
-  for (std::size_t a = 0; a < account_count; ++a) {
+  for (std::size_t a = first; a < last; ++a) {
     batch.clear();
     for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
       const event_row row = order[i];
@@ -140,11 +132,92 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
       replayer.run(batch, static_cast<account_index>(a), policy, out);
     } catch (const detail::balance_overflow& overflow) {
       throw input_error(events.source, events.line[overflow.row],
-                        "balance beyond int64 at " + std::to_string(overflow.timestamp) +
-                            " (account '" + std::string(events.accounts[static_cast<std::uint32_t>(a)]) +
-                            "')");
+                        "balance beyond int64 at " + std::to_string(overflow.timestamp) + " (account '" +
+                            std::string(events.accounts[static_cast<std::uint32_t>(a)]) + "')");
     }
   }
+}
+
+// Appends the rows of `part` to the columns of `out` from row `at` on (already sized).
+template <class T>
+void place(std::vector<T>& out, const std::vector<T>& part, std::size_t at) {
+  std::copy(part.begin(), part.end(), out.begin() + static_cast<std::ptrdiff_t>(at));
+}
+
+void place_usage(usage_table& out, const usage_table& part, std::size_t at) {
+  place(out.account, part.account, at);
+  place(out.row, part.row, at);
+  place(out.timestamp, part.timestamp, at);
+  place(out.amount, part.amount, at);
+}
+
+void resize_usage(usage_table& t, std::size_t n) {
+  t.account.resize(n);
+  t.row.resize(n);
+  t.timestamp.resize(n);
+  t.amount.resize(n);
+}
+
+}  // namespace
+
+ledger_result replay(const event_table& events, overdraft_policy policy) {
+  const std::size_t event_count = events.size();
+  const std::size_t account_count = events.accounts.size();
+
+  // Stable counting sort of rows by account: arrival order survives within an account.
+  std::vector<std::size_t> offsets(account_count + 1, 0);
+  for (const account_index a : events.account) ++offsets[a + 1];
+  for (std::size_t a = 0; a < account_count; ++a) offsets[a + 1] += offsets[a];
+  std::vector<event_row> order(event_count);
+  {
+    std::vector<std::size_t> cursor(offsets.begin(), offsets.end() - 1);
+    for (std::size_t row = 0; row < event_count; ++row) {
+      order[cursor[events.account[row]]++] = static_cast<event_row>(row);
+    }
+  }
+
+  // Parts of consecutive accounts, one per core. The first error in account order is
+  // the one reported, whichever part finds it first.
+  const std::size_t parts = account_count == 0 ? 1 : detail::part_count(event_count, events_per_part_min);
+  const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, parts);
+  std::vector<ledger_result> partial(parts);
+  detail::run_parts(parts, [&](std::size_t k) {
+    replay_accounts(events, policy, offsets, order, cuts[k], cuts[k + 1], partial[k]);
+  });
+  if (parts == 1) {
+    partial[0].account_count = account_count;
+    return std::move(partial[0]);
+  }
+
+  // Concatenate the parts in account order, each part copied by its own thread.
+  ledger_result out;
+  out.account_count = account_count;
+  std::vector<std::size_t> interval_at(parts + 1, 0);
+  std::vector<std::size_t> shortfall_at(parts + 1, 0);
+  std::vector<std::size_t> rejection_at(parts + 1, 0);
+  for (std::size_t k = 0; k < parts; ++k) {
+    interval_at[k + 1] = interval_at[k] + partial[k].intervals.size();
+    shortfall_at[k + 1] = shortfall_at[k] + partial[k].shortfalls.size();
+    rejection_at[k + 1] = rejection_at[k] + partial[k].rejections.size();
+  }
+  out.intervals.account.resize(interval_at[parts]);
+  out.intervals.credit.resize(interval_at[parts]);
+  out.intervals.begin.resize(interval_at[parts]);
+  out.intervals.end.resize(interval_at[parts]);
+  out.intervals.amount.resize(interval_at[parts]);
+  resize_usage(out.shortfalls, shortfall_at[parts]);
+  resize_usage(out.rejections, rejection_at[parts]);
+  detail::run_parts(parts, [&](std::size_t k) {
+    const interval_table& part = partial[k].intervals;
+    place(out.intervals.account, part.account, interval_at[k]);
+    place(out.intervals.credit, part.credit, interval_at[k]);
+    place(out.intervals.begin, part.begin, interval_at[k]);
+    place(out.intervals.end, part.end, interval_at[k]);
+    place(out.intervals.amount, part.amount, interval_at[k]);
+    place_usage(out.shortfalls, partial[k].shortfalls, shortfall_at[k]);
+    place_usage(out.rejections, partial[k].rejections, rejection_at[k]);
+    partial[k] = ledger_result{};  // free each part as soon as it is placed
+  });
   return out;
 }
 

@@ -87,6 +87,30 @@ TEST(StepIndex, RowOrderDoesNotMatter) {
   }
 }
 
+TEST(StepIndex, PartsOnSeveralCoresGiveEachAccountsBreakpoints) {
+  // Enough rows to be built in parts: every account's slice equals the index of that
+  // account's rows alone.
+  std::mt19937_64 rng(31);
+  std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>> rows;
+  for (int i = 0; i < 300000; ++i) {
+    const auto b = static_cast<timestamp_t>(rng() % 100000);
+    rows.emplace_back(static_cast<account_index>(rng() % 500), b, b + static_cast<timestamp_t>(rng() % 500),
+                      1 + static_cast<amount_t>(rng() % 9));
+  }
+  const step_index all = step_index::build(table_of(rows), 500);
+  for (const account_index a : {0U, 1U, 250U, 498U, 499U}) {
+    std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>> mine;
+    for (const auto& [ra, b, e, v] : rows) {
+      if (ra == a) mine.emplace_back(0, b, e, v);
+    }
+    const step_index alone = step_index::build(table_of(mine), 1);
+    const auto first = static_cast<std::ptrdiff_t>(all.account_offsets[a]);
+    const auto last = static_cast<std::ptrdiff_t>(all.account_offsets[a + 1]);
+    EXPECT_EQ(std::vector<timestamp_t>(all.times.begin() + first, all.times.begin() + last), alone.times) << a;
+    EXPECT_EQ(std::vector<amount_t>(all.balances.begin() + first, all.balances.begin() + last), alone.balances) << a;
+  }
+}
+
 TEST(Engine, BatchEqualsSingleQueriesInQueryOrder) {
   const interval_table rows = table_of({{0, 0, 9, 5}, {1, 3, 30, 7}, {0, 5, 20, 2}});
   const engine e = engine::create(rows, 2, test::backend_under_test());

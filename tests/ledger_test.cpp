@@ -5,6 +5,8 @@
 // interval table is checked row by row, not only through balances.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "gpucredit/csv.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
@@ -193,6 +195,67 @@ TEST(Ledger, IntervalsAreGroupedByAccountThenCreditThenBegin) {
               std::make_pair(r.intervals.credit[i], r.intervals.begin[i]));
   }
   EXPECT_EQ(r.account_count, 2U);
+}
+
+// A ledger large enough to be replayed in parts on several cores.
+event_table big_ledger(std::uint64_t seed, std::size_t events, std::size_t accounts) {
+  std::mt19937_64 rng(seed);
+  event_table table;
+  for (std::size_t i = 0; i < events; ++i) {
+    const std::string account = "acct-" + std::to_string(rng() % accounts);
+    const auto t = static_cast<timestamp_t>(rng() % 5000);
+    if (rng() % 3 == 0) {
+      table.add(account, "c" + std::to_string(i), t, static_cast<amount_t>(rng() % 50), static_cast<timestamp_t>(rng() % 400), i + 2);
+    } else {
+      table.use(account, t, static_cast<amount_t>(rng() % 30), i + 2);
+    }
+  }
+  return table;
+}
+
+TEST(Ledger, PartsOnSeveralCoresGiveTheRowsOfEachAccountAlone) {
+  const event_table all = big_ledger(12, 300000, 700);
+  const ledger_result together = replay(all);
+  EXPECT_TRUE(std::is_sorted(together.intervals.account.begin(), together.intervals.account.end()));
+  for (const std::string account : {"acct-0", "acct-1", "acct-350", "acct-698", "acct-699"}) {
+    event_table alone;
+    for (std::size_t r = 0; r < all.size(); ++r) {
+      if (all.accounts[all.account[r]] != account) continue;
+      if (all.kind[r] == op::add) {
+        alone.add(account, all.credit_label(static_cast<event_row>(r)), all.timestamp[r], all.amount[r],
+                  all.end[r] - all.timestamp[r], all.line[r]);
+      } else {
+        alone.use(account, all.timestamp[r], all.amount[r], all.line[r]);
+      }
+    }
+    std::vector<row> want = rows_of(alone, replay(alone).intervals);
+    std::vector<row> got;
+    for (const row& r : rows_of(all, together.intervals)) {
+      if (std::get<0>(r) == account) got.push_back(r);
+    }
+    EXPECT_EQ(got, want) << account;
+  }
+}
+
+TEST(Ledger, TheFirstOverflowInAccountOrderIsReported) {
+  // Two accounts overflow, one early and one late in account order (so in different
+  // parts): the early one is reported, whichever core gets there first.
+  event_table table = big_ledger(13, 300000, 700);
+  const std::string early(table.accounts[1]);
+  const std::string late(table.accounts[static_cast<std::uint32_t>(table.accounts.size() - 1)]);
+  table.add(late, "big", 10, amount_max, 100, 900001);
+  table.add(late, "big2", 10, amount_max, 100, 900002);
+  table.add(early, "big", 10, amount_max, 100, 900003);
+  table.add(early, "big2", 10, amount_max, 100, 900004);
+  for (int run = 0; run < 5; ++run) {
+    try {
+      replay(table);
+      FAIL();
+    } catch (const input_error& e) {
+      EXPECT_EQ(e.line(), 900003U) << e.what();  // its first huge add overflows
+      EXPECT_NE(e.reason().find("'" + early + "'"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Ledger, EmptyLedger) {

@@ -1,0 +1,59 @@
+// Fork-join over the machine's cores with std::thread: a batch is cut into a few large
+// parts (never more than the cores), each run on its own thread, the caller's included.
+// Parts are plain ranges of accounts or queries, so no work-stealing pool is needed.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <exception>
+#include <thread>
+#include <vector>
+
+namespace gpucredit::detail {
+
+/// How many parts to cut `items` into: one per core, but none smaller than `part_min`.
+inline std::size_t part_count(std::size_t items, std::size_t part_min) {
+  const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
+  return std::clamp<std::size_t>(items / std::max<std::size_t>(part_min, 1), 1, cores);
+}
+
+/// Runs fn(k) for every k in [0, parts), in parallel, and waits for all. When some throw,
+/// rethrows the exception of the lowest k, so the error reported does not depend on
+/// timing.
+template <class F>
+void run_parts(std::size_t parts, F&& fn) {
+  std::vector<std::exception_ptr> errors(parts);
+  auto guarded = [&](std::size_t k) {
+    try {
+      fn(k);
+    } catch (...) {
+      errors[k] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> helpers;
+  helpers.reserve(parts);
+  for (std::size_t k = 1; k < parts; ++k) helpers.emplace_back(guarded, k);
+  guarded(0);
+  for (std::thread& h : helpers) h.join();
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+/// Cuts the ranges [offsets[i], offsets[i + 1]) into `parts` runs of consecutive ranges
+/// of about equal total size; returns parts + 1 indices into the ranges.
+inline std::vector<std::size_t> balanced_cuts(const std::vector<std::size_t>& offsets, std::size_t parts) {
+  const std::size_t ranges = offsets.size() - 1;
+  const std::size_t total = offsets.back();
+  std::vector<std::size_t> cuts(parts + 1, ranges);
+  cuts[0] = 0;
+  std::size_t r = 0;
+  for (std::size_t k = 1; k < parts; ++k) {
+    const std::size_t target = total * k / parts;
+    while (r < ranges && offsets[r] < target) ++r;
+    cuts[k] = r;
+  }
+  return cuts;
+}
+
+}  // namespace gpucredit::detail
