@@ -128,6 +128,23 @@ class record_reader {
     for (;;) {
       if (begin_ == size_ && !fill()) return false;
       skip_bom();
+      char* const first = buffer_.data() + begin_;
+      char* const stop = buffer_.data() + size_;
+      auto* newline = static_cast<char*>(std::memchr(first, '\n', static_cast<std::size_t>(stop - first)));
+      if (newline == nullptr && !eof_) {
+        fill();  // the line goes on past the buffer
+        continue;
+      }
+      // The common line: no quotes, so it is the whole record. One pass splits it.
+      char* last = newline != nullptr ? newline : stop;
+      if (last != first && last[-1] == '\r') --last;  // CRLF
+      if (split_plain(first, last, fields)) {
+        record_line_ = next_line_++;
+        begin_ = static_cast<std::size_t>((newline != nullptr ? newline + 1 : stop) - buffer_.data());
+        if (last == first) continue;  // empty line
+        return true;
+      }
+      // Quotes: the record may span lines. Find its end, then split it with unescaping.
       extent x{};
       if (!find_extent(x)) {
         fill();  // more input, or the end of it: then find_extent closes the record
@@ -135,12 +152,10 @@ class record_reader {
       }
       record_line_ = next_line_;
       next_line_ += 1 + x.newlines_inside;
-      char* const first = buffer_.data() + begin_;
-      char* last = buffer_.data() + x.end;
+      char* record_last = buffer_.data() + x.end;
       begin_ = x.next;
-      if (last != first && last[-1] == '\r') --last;  // CRLF
-      if (last == first) continue;                  // empty line
-      if (!split_plain(first, last, fields)) split(first, last, fields);
+      if (record_last != first && record_last[-1] == '\r') --record_last;  // CRLF
+      split(first, record_last, fields);
       return true;
     }
   }
@@ -210,13 +225,37 @@ class record_reader {
   // byte is NUL or non-ASCII (only then are names checked byte by byte). False when a
   // quote appears: split() handles the record then.
   bool split_plain(char* first, char* last, std::vector<std::string_view>& fields) {
+    // Eight bytes at a time: bit masks mark candidate commas and quotes, and the OR of
+    // all bytes shows any non-ASCII byte. (A mask can also mark the byte after a true
+    // match; candidates are checked, and any quote at all sends the record to split().)
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    constexpr std::uint64_t highs = 0x8080808080808080ULL;
+    auto matches = [](std::uint64_t x, unsigned char byte) {
+      const std::uint64_t y = x ^ (ones * byte);
+      return (y - ones) & ~y & highs;
+    };
     fields.clear();
-    unsigned char unusual = 0;  // NUL shows as 0x80 here, non-ASCII as its own high bit
+    std::uint64_t seen = 0;  // OR of every byte; bit 7 of a lane: non-ASCII
+    bool nul = false;
     char* field_start = first;
-    for (char* p = first; p < last; ++p) {
+    char* p = first;
+    for (; last - p >= 8; p += 8) {
+      std::uint64_t x = 0;
+      std::memcpy(&x, p, 8);
+      seen |= x;
+      nul |= matches(x, 0) != 0;
+      if (matches(x, '"') != 0) return false;
+      for (std::uint64_t commas = matches(x, ','); commas != 0; commas &= commas - 1) {
+        char* c = p + (__builtin_ctzll(commas) >> 3);
+        if (*c != ',') continue;
+        fields.emplace_back(field_start, static_cast<std::size_t>(c - field_start));
+        field_start = c + 1;
+      }
+    }
+    for (; p < last; ++p) {
       const char c = *p;
-      const auto byte = static_cast<unsigned char>(c);
-      unusual |= static_cast<unsigned char>(byte | (byte == 0 ? 0x80 : 0));
+      seen |= static_cast<unsigned char>(c);
+      nul |= c == '\0';
       if (c == ',') {
         fields.emplace_back(field_start, static_cast<std::size_t>(p - field_start));
         field_start = p + 1;
@@ -225,7 +264,7 @@ class record_reader {
       }
     }
     fields.emplace_back(field_start, static_cast<std::size_t>(last - field_start));
-    plain_text_ = (unusual & 0x80) == 0;
+    plain_text_ = !nul && (seen & highs) == 0;
     return true;
   }
 
@@ -328,6 +367,22 @@ class record_reader {
 
 // Parses an int64 field exactly: an optional '-' and decimal digits, nothing else.
 std::int64_t parse_int(const record_reader& in, std::string_view field, const char* name) {
+  // Fast path: an optional '-' and at most 18 digits cannot leave int64.
+  const std::size_t sign = !field.empty() && field[0] == '-' ? 1 : 0;
+  const std::size_t digits = field.size() - sign;
+  if (digits >= 1 && digits <= 18) {
+    std::uint64_t value = 0;  // unsigned: garbage may wrap before it is rejected
+    bool plain = true;
+    for (std::size_t i = sign; i < field.size(); ++i) {
+      const auto d = static_cast<unsigned>(static_cast<unsigned char>(field[i]) - '0');
+      plain &= d <= 9;
+      value = value * 10 + d;
+    }
+    if (plain) {
+      const auto v = static_cast<std::int64_t>(value);  // < 10^18
+      return sign != 0 ? -v : v;
+    }
+  }
   if (field.empty()) in.fail(std::string("missing ") + name);
   std::int64_t value = 0;
   const auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
