@@ -105,13 +105,16 @@ constexpr std::size_t events_per_part_min = std::size_t{1} << 16;
 
 // Replays accounts [first, last) of the counting-sorted rows into `out`.
 void replay_accounts(const event_table& events, overdraft_policy policy, const std::vector<std::size_t>& offsets,
-                     const std::vector<event_row>& order, std::size_t first, std::size_t last, ledger_result& out) {
-  const std::size_t rows = offsets[last] - offsets[first];
-  out.intervals.account.reserve(rows);
-  out.intervals.credit.reserve(rows);
-  out.intervals.begin.reserve(rows);
-  out.intervals.end.reserve(rows);
-  out.intervals.amount.reserve(rows);
+                     const std::vector<event_row>& order, std::size_t first, std::size_t last, std::size_t capacity,
+                     ledger_result& out) {
+  // An account never has more interval rows than events (an add opens one stretch, a
+  // use ends at most one partly drawn stretch and opens one): reserving `capacity` rows
+  // takes address space only, so the first part can take the others' rows in place.
+  out.intervals.account.reserve(capacity);
+  out.intervals.credit.reserve(capacity);
+  out.intervals.begin.reserve(capacity);
+  out.intervals.end.reserve(capacity);
+  out.intervals.amount.reserve(capacity);
   detail::account_replayer replayer;
   std::vector<detail::account_event> batch;
   for (std::size_t a = first; a < last; ++a) {
@@ -138,24 +141,11 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
   }
 }
 
-// Appends the rows of `part` to the columns of `out` from row `at` on (already sized).
-template <class T>
-void place(std::vector<T>& out, const std::vector<T>& part, std::size_t at) {
-  std::copy(part.begin(), part.end(), out.begin() + static_cast<std::ptrdiff_t>(at));
-}
-
-void place_usage(usage_table& out, const usage_table& part, std::size_t at) {
-  place(out.account, part.account, at);
-  place(out.row, part.row, at);
-  place(out.timestamp, part.timestamp, at);
-  place(out.amount, part.amount, at);
-}
-
-void resize_usage(usage_table& t, std::size_t n) {
-  t.account.resize(n);
-  t.row.resize(n);
-  t.timestamp.resize(n);
-  t.amount.resize(n);
+void append_usage(usage_table& out, const usage_table& part) {
+  out.account.insert(out.account.end(), part.account.begin(), part.account.end());
+  out.row.insert(out.row.end(), part.row.begin(), part.row.end());
+  out.timestamp.insert(out.timestamp.end(), part.timestamp.begin(), part.timestamp.end());
+  out.amount.insert(out.amount.end(), part.amount.begin(), part.amount.end());
 }
 
 }  // namespace
@@ -182,42 +172,24 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, parts);
   std::vector<ledger_result> partial(parts);
   detail::run_parts(parts, [&](std::size_t k) {
-    replay_accounts(events, policy, offsets, order, cuts[k], cuts[k + 1], partial[k]);
+    const std::size_t own = offsets[cuts[k + 1]] - offsets[cuts[k]];
+    replay_accounts(events, policy, offsets, order, cuts[k], cuts[k + 1], k == 0 ? event_count : own, partial[k]);
   });
-  if (parts == 1) {
-    partial[0].account_count = account_count;
-    return std::move(partial[0]);
-  }
 
-  // Concatenate the parts in account order, each part copied by its own thread.
-  ledger_result out;
+  // The other parts' rows follow the first part's, in account order.
+  ledger_result out = std::move(partial[0]);
   out.account_count = account_count;
-  std::vector<std::size_t> interval_at(parts + 1, 0);
-  std::vector<std::size_t> shortfall_at(parts + 1, 0);
-  std::vector<std::size_t> rejection_at(parts + 1, 0);
-  for (std::size_t k = 0; k < parts; ++k) {
-    interval_at[k + 1] = interval_at[k] + partial[k].intervals.size();
-    shortfall_at[k + 1] = shortfall_at[k] + partial[k].shortfalls.size();
-    rejection_at[k + 1] = rejection_at[k] + partial[k].rejections.size();
-  }
-  out.intervals.account.resize(interval_at[parts]);
-  out.intervals.credit.resize(interval_at[parts]);
-  out.intervals.begin.resize(interval_at[parts]);
-  out.intervals.end.resize(interval_at[parts]);
-  out.intervals.amount.resize(interval_at[parts]);
-  resize_usage(out.shortfalls, shortfall_at[parts]);
-  resize_usage(out.rejections, rejection_at[parts]);
-  detail::run_parts(parts, [&](std::size_t k) {
+  for (std::size_t k = 1; k < parts; ++k) {
     const interval_table& part = partial[k].intervals;
-    place(out.intervals.account, part.account, interval_at[k]);
-    place(out.intervals.credit, part.credit, interval_at[k]);
-    place(out.intervals.begin, part.begin, interval_at[k]);
-    place(out.intervals.end, part.end, interval_at[k]);
-    place(out.intervals.amount, part.amount, interval_at[k]);
-    place_usage(out.shortfalls, partial[k].shortfalls, shortfall_at[k]);
-    place_usage(out.rejections, partial[k].rejections, rejection_at[k]);
+    out.intervals.account.insert(out.intervals.account.end(), part.account.begin(), part.account.end());
+    out.intervals.credit.insert(out.intervals.credit.end(), part.credit.begin(), part.credit.end());
+    out.intervals.begin.insert(out.intervals.begin.end(), part.begin.begin(), part.begin.end());
+    out.intervals.end.insert(out.intervals.end.end(), part.end.begin(), part.end.end());
+    out.intervals.amount.insert(out.intervals.amount.end(), part.amount.begin(), part.amount.end());
+    append_usage(out.shortfalls, partial[k].shortfalls);
+    append_usage(out.rejections, partial[k].rejections);
     partial[k] = ledger_result{};  // free each part as soon as it is placed
-  });
+  }
   return out;
 }
 
