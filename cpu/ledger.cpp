@@ -141,11 +141,19 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
   }
 }
 
-void append_usage(usage_table& out, const usage_table& part) {
-  out.account.insert(out.account.end(), part.account.begin(), part.account.end());
-  out.row.insert(out.row.end(), part.row.begin(), part.row.end());
-  out.timestamp.insert(out.timestamp.end(), part.timestamp.begin(), part.timestamp.end());
-  out.amount.insert(out.amount.end(), part.amount.begin(), part.amount.end());
+// Moves the rows of `part` to the end of `out`, freeing each column once copied so that
+// at most one column exists twice at a time.
+template <class T>
+void append_column(std::vector<T>& out, std::vector<T>& part) {
+  out.insert(out.end(), part.begin(), part.end());
+  std::vector<T>().swap(part);
+}
+
+void append_usage(usage_table& out, usage_table& part) {
+  append_column(out.account, part.account);
+  append_column(out.row, part.row);
+  append_column(out.timestamp, part.timestamp);
+  append_column(out.amount, part.amount);
 }
 
 }  // namespace
@@ -180,15 +188,14 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   ledger_result out = std::move(partial[0]);
   out.account_count = account_count;
   for (std::size_t k = 1; k < parts; ++k) {
-    const interval_table& part = partial[k].intervals;
-    out.intervals.account.insert(out.intervals.account.end(), part.account.begin(), part.account.end());
-    out.intervals.credit.insert(out.intervals.credit.end(), part.credit.begin(), part.credit.end());
-    out.intervals.begin.insert(out.intervals.begin.end(), part.begin.begin(), part.begin.end());
-    out.intervals.end.insert(out.intervals.end.end(), part.end.begin(), part.end.end());
-    out.intervals.amount.insert(out.intervals.amount.end(), part.amount.begin(), part.amount.end());
+    interval_table& part = partial[k].intervals;
+    append_column(out.intervals.account, part.account);
+    append_column(out.intervals.credit, part.credit);
+    append_column(out.intervals.begin, part.begin);
+    append_column(out.intervals.end, part.end);
+    append_column(out.intervals.amount, part.amount);
     append_usage(out.shortfalls, partial[k].shortfalls);
     append_usage(out.rejections, partial[k].rejections);
-    partial[k] = ledger_result{};  // free each part as soon as it is placed
   }
   return out;
 }
