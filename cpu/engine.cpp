@@ -61,10 +61,40 @@ struct delta {
   std::uint64_t change;  // two's complement: sums wrap, and every final balance fits int64
 };
 
-// Appends the breakpoints of one account, given the deltas of its intervals.
-void append_account(std::vector<delta>& deltas, step_index& index) {
-  std::sort(deltas.begin(), deltas.end(),
-            [](const delta& a, const delta& b) { return a.time < b.time; });
+// Sorts deltas by time. The ledger lists each credit's stretches one after another, so
+// the deltas come as a few ascending runs (one per credit): those are merged pairwise
+// in linear passes; many short runs are sorted instead.
+void sort_deltas(std::vector<delta>& deltas, std::vector<delta>& scratch, std::vector<std::size_t>& runs) {
+  constexpr std::size_t runs_merged_max = 16;
+  auto earlier = [](const delta& a, const delta& b) { return a.time < b.time; };
+  runs.clear();
+  runs.push_back(0);
+  for (std::size_t i = 1; i < deltas.size() && runs.size() <= runs_merged_max; ++i) {
+    if (deltas[i].time < deltas[i - 1].time) runs.push_back(i);
+  }
+  if (runs.size() > runs_merged_max) {
+    std::sort(deltas.begin(), deltas.end(), earlier);
+    return;
+  }
+  runs.push_back(deltas.size());
+  while (runs.size() > 2) {  // merge neighbouring runs until one is left
+    scratch.resize(deltas.size());
+    std::size_t kept = 0;
+    for (std::size_t r = 0; r + 1 < runs.size(); r += 2) {
+      const auto first = deltas.begin() + static_cast<std::ptrdiff_t>(runs[r]);
+      const auto middle = deltas.begin() + static_cast<std::ptrdiff_t>(runs[r + 1]);
+      const auto last = r + 2 < runs.size() ? deltas.begin() + static_cast<std::ptrdiff_t>(runs[r + 2]) : middle;
+      std::merge(first, middle, middle, last, scratch.begin() + static_cast<std::ptrdiff_t>(runs[r]), earlier);
+      runs[kept++] = runs[r];
+    }
+    runs[kept++] = deltas.size();
+    runs.resize(kept);
+    deltas.swap(scratch);
+  }
+}
+
+// Appends the breakpoints of one account, given the deltas of its intervals in time order.
+void append_account(const std::vector<delta>& deltas, step_index& index) {
   std::uint64_t running = 0;
   for (std::size_t i = 0; i < deltas.size();) {
     const timestamp_t t = deltas[i].time;
@@ -109,6 +139,8 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
     part.times.reserve(2 * rows);
     part.balances.reserve(2 * rows);
     std::vector<delta> deltas;
+    std::vector<delta> scratch;
+    std::vector<std::size_t> runs;
     for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) {
       part.account_offsets[a - cuts[k]] = part.times.size();
       deltas.clear();
@@ -119,6 +151,7 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
         // The credit stops counting at end + 1; at the largest timestamp it never stops.
         if (intervals.end[row] != timestamp_max) deltas.push_back({intervals.end[row] + 1, 0 - amount});
       }
+      sort_deltas(deltas, scratch, runs);
       append_account(deltas, part);
     }
   });
