@@ -79,7 +79,7 @@ def main():
 
     sys.path.insert(0, HERE)
     import fleet
-    from seed_class import GPUCredit
+    from fleet_compare import run_seed
 
     rows = []  # (comparison, peer, seconds, gpucredit seconds)
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,19 +173,8 @@ def main():
         out2 = os.path.join(tmp, "day-end-out.csv")
         cli_e2e = min(cli_timings(cli, ev, os.path.join(tmp, "queries.csv"), out2)[0] for _ in range(args.repeats))
         if not args.skip_seed_class:
-            def seed():
-                with open(ev, newline="") as f:
-                    evs = sorted(csv.DictReader(f), key=lambda e: int(e["timestamp"]))
-                ledger = GPUCredit()
-                for e in evs:
-                    if e["op"] == "add":
-                        ledger.addCredit(e["account"], int(e["amount"]), int(e["timestamp"]), int(e["expiration"]))
-                    else:
-                        ledger.useCredit(e["account"], int(e["timestamp"]), int(e["amount"]))
-                return [ledger.getBalance(a, t) or 0 for a, t in day_end]
-            start = time.perf_counter()
-            seed_answers = seed()
-            seed_s = time.perf_counter() - start
+            seed_s, seed_rows = run_seed(tmp)
+            seed_answers = [balance or 0 for _, _, balance in seed_rows]
             cli_day_end = pd.read_csv(out2, keep_default_na=False)["balance"].replace("", "0").astype("int64").tolist()
             if seed_answers != cli_day_end:
                 sys.exit("seed class: answers differ from gpucredit's")
