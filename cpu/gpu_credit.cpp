@@ -16,6 +16,7 @@
 #include "gpucredit/detail/live_credits.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/events.hpp"
+#include "gpucredit/ledger.hpp"
 
 namespace gpucredit {
 
@@ -27,11 +28,6 @@ struct call {
   timestamp_t end;  // add: timestamp + expiration
   event_row row;
   op kind;
-};
-
-// Thrown by account_state::apply when an add would take the balance beyond int64.
-struct balance_beyond_int64 {
-  timestamp_t timestamp;
 };
 
 struct account_state {
@@ -79,7 +75,7 @@ struct account_state {
     return live.remaining_ending_at_or_after(t) > amount_max - amount;
   }
 
-  // Applies one call with timestamp >= now. Throws balance_beyond_int64 before changing
+  // Applies one call with timestamp >= now. Throws detail::balance_overflow before changing
   // anything but expiries (which hold whatever comes next).
   void apply(const call& c, overdraft_policy policy) {
     advance_to(c.timestamp);
@@ -87,7 +83,7 @@ struct account_state {
     now = c.timestamp;
     if (c.amount == 0) return;
     if (c.kind == op::add) {
-      if (balance > amount_max - c.amount) throw balance_beyond_int64{c.timestamp};
+      if (balance > amount_max - c.amount) throw detail::balance_overflow{c.row, c.timestamp};
       live.insert({c.end, c.timestamp, c.row, c.amount});
       balance += c.amount;
     } else {
@@ -198,7 +194,7 @@ void GPUCredit::addCredit(std::string_view creditId, std::int64_t amount, std::i
                          c);
       try {
         trial.replay(state_->policy);
-      } catch (const balance_beyond_int64& e) {
+      } catch (const detail::balance_overflow& e) {
         throw overflow(e.timestamp);
       }
     }
