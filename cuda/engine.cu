@@ -253,6 +253,8 @@ class device_engine final : public engine::impl {
     const u64 n = accounts.size();
     const u64 chunk = std::min(batch_, n);
     for (buffer_set& set : sets_) {
+      // A call that threw midway may have left copies in flight into the staging buffers.
+      GPUCREDIT_CUDA_TRY(cudaStreamSynchronize(set.stream));
       reserve_at_least(set.accounts, chunk);
       reserve_at_least(set.times, chunk);
       reserve_at_least(set.out, chunk);
