@@ -158,6 +158,30 @@ void append_usage(usage_table& out, usage_table& part) {
 
 }  // namespace
 
+std::vector<credit_state> credits_at(const event_table& events, const ledger_result& result, account_index account,
+                                     timestamp_t t) {
+  // Rows are grouped by account: find the account's rows, then each credit's stretches.
+  const auto& accounts = result.intervals.account;
+  const auto first = static_cast<std::size_t>(std::lower_bound(accounts.begin(), accounts.end(), account) - accounts.begin());
+  const auto last = static_cast<std::size_t>(std::upper_bound(accounts.begin(), accounts.end(), account) - accounts.begin());
+  std::vector<credit_state> credits;
+  for (std::size_t row = 0; row < events.size(); ++row) {
+    if (events.account[row] != account || events.kind[row] != op::add || events.timestamp[row] > t) continue;
+    credit_state c{static_cast<event_row>(row), events.timestamp[row], events.end[row], events.amount[row], 0, 0, 0,
+                   events.timestamp[row] <= t && t <= events.end[row]};
+    amount_t held_at_end = 0;  // the amount of a stretch reaching the credit's end
+    for (std::size_t i = first; i < last; ++i) {
+      if (result.intervals.credit[i] != row) continue;
+      if (result.intervals.begin[i] <= t && t <= result.intervals.end[i]) c.remaining = result.intervals.amount[i];
+      if (result.intervals.end[i] == c.end) held_at_end = result.intervals.amount[i];
+    }
+    if (c.end < t) c.expired = held_at_end;
+    c.consumed = c.granted - c.remaining - c.expired;
+    credits.push_back(c);
+  }
+  return credits;
+}
+
 ledger_result replay(const event_table& events, overdraft_policy policy) {
   const std::size_t event_count = events.size();
   const std::size_t account_count = events.accounts.size();

@@ -46,7 +46,7 @@ TEST_F(Cli, Version) {
 }
 
 TEST_F(Cli, HelpOnEveryCommand) {
-  for (const std::string command : {"", " balances", " intervals"}) {
+  for (const std::string command : {"", " balances", " intervals", " breakdown"}) {
     const test::run_result r = run(cli + command + " --help", dir_);
     EXPECT_EQ(r.exit_code, 0) << command;
     EXPECT_NE(r.out.find("--"), std::string::npos) << command;
@@ -194,6 +194,26 @@ TEST_F(Cli, CrlfInputWithoutFinalNewline) {
       run(cli + " balances --events " + quote(dir_ / "e.csv") + " --queries " + quote(dir_ / "q.csv") + " --out -", dir_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "account,timestamp,balance\na,1,5\na,2,3\na,12,\n");
+}
+
+TEST_F(Cli, BreakdownExplainsABalance) {
+  const std::string events = quote(examples / "events.csv");
+  const test::run_result early = run(cli + " breakdown --events " + events + " --account org-17 --at 100000", dir_);
+  EXPECT_EQ(early.exit_code, 0) << early.err;
+  EXPECT_EQ(early.out,
+            "credit_id,start,end,granted,consumed,remaining,expired,active\n"
+            "plan-30d,0,2591999,3000,0,3000,0,true\n"
+            "promo-7d,86400,691199,500,200,300,0,true\n");
+  const test::run_result late = run(cli + " breakdown --events " + events + " --account org-17 --at 2600000", dir_);
+  EXPECT_EQ(late.out,
+            "credit_id,start,end,granted,consumed,remaining,expired,active\n"
+            "plan-30d,0,2591999,3000,150,0,2850,false\n"
+            "promo-7d,86400,691199,500,500,0,0,false\n");
+  const test::run_result unknown = run(cli + " breakdown --events " + events + " --account nobody --at 1", dir_);
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("no events for account 'nobody'"), std::string::npos) << unknown.err;
+  EXPECT_EQ(run(cli + " breakdown --events " + events + " --account org-17 --at 1.5", dir_).exit_code, 2);
+  EXPECT_EQ(run(cli + " breakdown --help", dir_).exit_code, 0);
 }
 
 TEST_F(Cli, BundledExample) {

@@ -222,6 +222,21 @@ void check_case(const random_case& c, overdraft_policy policy) {
       ASSERT_TRUE(asked == consumed + unpaid_total) << "usage identity at " << t;
       ASSERT_TRUE(consumed == want.consumed && expired == want.expired && unpaid_total == want.unpaid)
           << "flows differ from the reference at " << t;
+      // The per-credit breakdown adds up to the same figures.
+      wide credit_consumed = 0;
+      wide credit_expired = 0;
+      wide credit_remaining = 0;
+      for (const credit_state& cs : credits_at(table, result, a, t)) {
+        ASSERT_EQ(cs.granted, cs.consumed + cs.remaining + cs.expired) << "credit row " << cs.credit;
+        ASSERT_TRUE(cs.active || cs.remaining == 0);
+        ASSERT_TRUE(cs.end < t || cs.expired == 0);
+        credit_consumed += cs.consumed;
+        credit_expired += cs.expired;
+        credit_remaining += cs.remaining;
+      }
+      ASSERT_TRUE(credit_consumed == want.consumed && credit_expired == want.expired &&
+                  credit_remaining == want.balance)
+          << "breakdown differs from the reference at " << t;
     }
     if (a == account_none) continue;
     // Each unpaid use, by arrival, equals the reference's.

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -277,6 +278,48 @@ int run_intervals(const intervals_args& args) {
   return exit_ok;
 }
 
+struct breakdown_args {
+  std::string events;
+  std::string account;
+  std::string at;
+  std::string out = "-";
+  std::string policy = "drain";
+};
+
+int run_breakdown(const breakdown_args& args) {
+  refuse_output_over_input(args.out, {args.events});
+  timestamp_t at = 0;
+  {
+    const char* first = args.at.data();
+    const auto [ptr, ec] = std::from_chars(first, first + args.at.size(), at);
+    if (args.at.empty() || ec != std::errc() || ptr != first + args.at.size()) {
+      throw input_error("--at", 0, "not an int64 timestamp: '" + args.at + "'");
+    }
+  }
+  const event_table events = read_events(args.events);
+  const std::optional<std::uint32_t> account = events.accounts.find(args.account);
+  if (!account) throw input_error(args.events, 0, "no events for account '" + args.account + "'");
+  const ledger_result result = replay(events, parse_policy(args.policy));
+  output_file out_file(args.out);
+  csv_writer out(out_file.fd(), out_file.name());
+  out.raw("credit_id,start,end,granted,consumed,remaining,expired,active");
+  out.end_row();
+  for (const credit_state& c : credits_at(events, result, *account, at)) {
+    out.field(events.credit_label(c.credit));
+    out.field(c.start);
+    out.field(c.end);
+    out.field(c.granted);
+    out.field(c.consumed);
+    out.field(c.remaining);
+    out.field(c.expired);
+    out.field(c.active ? "true" : "false");
+    out.end_row();
+  }
+  out.finish();
+  out_file.commit();
+  return exit_ok;
+}
+
 std::string version_text() {
   std::string text = std::string("gpucredit ") + version_string + "\nbackends:";
   for (const backend b : compiled_backends()) text += " " + std::string(to_string(b));
@@ -322,6 +365,19 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"drain", "reject"}))
       ->capture_default_str();
 
+  breakdown_args breakdown;
+  CLI::App* breakdown_cmd = app.add_subcommand(
+      "breakdown",
+      "The credits of one account at a time T, to explain its balance: "
+      "credit_id,start,end,granted,consumed,remaining,expired,active (granted = consumed + remaining + expired)");
+  breakdown_cmd->add_option("--events", breakdown.events, "Events CSV")->required();
+  breakdown_cmd->add_option("--account", breakdown.account, "The account")->required();
+  breakdown_cmd->add_option("--at", breakdown.at, "The time T (an int64)")->required();
+  breakdown_cmd->add_option("--out", breakdown.out, "Output CSV, or - for standard output")->capture_default_str();
+  breakdown_cmd->add_option("--policy", breakdown.policy, "Overdraft policy")
+      ->check(CLI::IsMember({"drain", "reject"}))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -338,6 +394,7 @@ int main(int argc, char** argv) {
   try {
     if (balances_cmd->parsed()) return run_balances(balances);
     if (intervals_cmd->parsed()) return run_intervals(intervals);
+    if (breakdown_cmd->parsed()) return run_breakdown(breakdown);
     return exit_bad_input;
   } catch (const input_error& e) {
     std::cerr << e.what() << '\n';

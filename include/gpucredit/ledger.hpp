@@ -64,6 +64,24 @@ struct ledger_result {
 /// Blocks; uses the calling thread only.
 ledger_result replay(const event_table& events, overdraft_policy policy = overdraft_policy::drain);
 
+/// One credit of an account as it stands at some time t: the answer to "why is my
+/// balance X". Amounts are exact: granted = consumed + remaining + expired.
+struct credit_state {
+  event_row credit;        ///< the row of the credit's add
+  timestamp_t start;       ///< the add's timestamp
+  timestamp_t end;         ///< start + expiration (usable on [start, end])
+  amount_t granted;        ///< the add's amount
+  amount_t consumed;       ///< drawn by uses up to t
+  amount_t remaining;      ///< held at t (0 unless active)
+  amount_t expired;        ///< left unused when it expired (only once end < t)
+  bool active;             ///< start <= t <= end
+};
+
+/// The credits of `account` added at or before `t`, in arrival order, read off the
+/// interval table of `result` (which `replay(events, ...)` made). Blocks.
+std::vector<credit_state> credits_at(const event_table& events, const ledger_result& result, account_index account,
+                                     timestamp_t t);
+
 namespace detail {
 
 /// One event of one account, gathered for the replay core.
