@@ -182,6 +182,75 @@ std::vector<credit_state> credits_at(const event_table& events, const ledger_res
   return credits;
 }
 
+namespace {
+
+__extension__ typedef __int128 wide;  // sums over a whole history may pass int64
+
+// Per account at time t: granted (adds up to t), remaining (held at t) and expired
+// (left unused by credits whose end < t); consumed follows as granted - remaining - expired.
+struct account_totals {
+  wide granted = 0;
+  wide remaining = 0;
+  wide expired = 0;
+};
+
+std::vector<account_totals> totals_at(const event_table& events, const ledger_result& result, timestamp_t t) {
+  std::vector<account_totals> totals(result.account_count);
+  for (std::size_t row = 0; row < events.size(); ++row) {
+    if (events.kind[row] == op::add && events.timestamp[row] <= t) totals[events.account[row]].granted += events.amount[row];
+  }
+  const interval_table& iv = result.intervals;
+  for (std::size_t i = 0; i < iv.size(); ++i) {
+    account_totals& a = totals[iv.account[i]];
+    if (iv.begin[i] <= t && t <= iv.end[i]) a.remaining += iv.amount[i];
+    if (iv.end[i] < t && iv.end[i] == events.end[iv.credit[i]]) a.expired += iv.amount[i];  // held until its end
+  }
+  return totals;
+}
+
+}  // namespace
+
+std::vector<account_window> window_summary(const event_table& events, const ledger_result& result, timestamp_t from,
+                                           timestamp_t to) {
+  if (from > to) throw error("window_summary: from is after to");
+  const std::vector<account_totals> at_from = totals_at(events, result, from);
+  const std::vector<account_totals> at_to = totals_at(events, result, to);
+  std::vector<wide> unpaid_shortfall(result.account_count, 0);
+  std::vector<wide> unpaid_rejected(result.account_count, 0);
+  auto add_unpaid = [&](const usage_table& usage, std::vector<wide>& into) {
+    for (std::size_t i = 0; i < usage.size(); ++i) {
+      if (from < usage.timestamp[i] && usage.timestamp[i] <= to) into[usage.account[i]] += usage.amount[i];
+    }
+  };
+  add_unpaid(result.shortfalls, unpaid_shortfall);
+  add_unpaid(result.rejections, unpaid_rejected);
+
+  std::vector<account_window> windows(result.account_count);
+  for (std::size_t a = 0; a < windows.size(); ++a) {
+    const account_totals& f = at_from[a];
+    const account_totals& t = at_to[a];
+    const wide consumed_from = f.granted - f.remaining - f.expired;
+    const wide consumed_to = t.granted - t.remaining - t.expired;
+    auto fit = [&](wide value, const char* what) {
+      if (value < 0 || value > amount_max) {
+        throw input_error(events.source, 0,
+                          std::string(what) + " over the window is beyond int64 for account '" +
+                              std::string(events.accounts[static_cast<std::uint32_t>(a)]) + "'");
+      }
+      return static_cast<amount_t>(value);
+    };
+    account_window& w = windows[a];
+    w.balance_from = fit(f.remaining, "balance");
+    w.balance_to = fit(t.remaining, "balance");
+    w.granted = fit(t.granted - f.granted, "granted");
+    w.consumed = fit(consumed_to - consumed_from, "consumed");
+    w.expired = fit(t.expired - f.expired, "expired");
+    w.shortfall = fit(unpaid_shortfall[a], "shortfall");
+    w.rejected = fit(unpaid_rejected[a], "rejected");
+  }
+  return windows;
+}
+
 ledger_result replay(const event_table& events, overdraft_policy policy) {
   const std::size_t event_count = events.size();
   const std::size_t account_count = events.accounts.size();

@@ -250,6 +250,43 @@ void check_case(const random_case& c, overdraft_policy policy) {
     EXPECT_EQ(got_unpaid, want_unpaid);
   }
   EXPECT_EQ(answers.balances(batch_accounts, batch_times), one_by_one);
+
+  // Windows (from, to]: every figure equals the reference's difference, and the identity
+  // balance_to = balance_from + granted - consumed - expired holds.
+  for (std::size_t k = 0; k + 1 < times.size(); k += std::max<std::size_t>(1, times.size() / 5)) {
+    const timestamp_t from = times[k];
+    const timestamp_t to = times[std::min(times.size() - 1, k + 1 + (k * 7) % times.size())];
+    // Totals over a window may pass int64 (balances never do): then the summary refuses.
+    bool representable = true;
+    for (int name = 0; name < c.accounts; ++name) {
+      const test::naive_answer at_from = test::naive_at(c.events, name, from, policy);
+      const test::naive_answer at_to = test::naive_at(c.events, name, to, policy);
+      for (const wide v : {at_to.granted - at_from.granted, at_to.consumed - at_from.consumed,
+                           at_to.expired - at_from.expired, at_to.unpaid - at_from.unpaid}) {
+        representable = representable && v <= amount_max;
+      }
+    }
+    if (!representable) {
+      EXPECT_THROW(window_summary(table, result, from, to), input_error);
+      continue;
+    }
+    const std::vector<account_window> windows = window_summary(table, result, from, to);
+    for (int name = 0; name < c.accounts; ++name) {
+      const std::optional<std::uint32_t> found = table.accounts.find(account_name(name));
+      if (!found) continue;
+      const account_window& w = windows[*found];
+      const test::naive_answer at_from = test::naive_at(c.events, name, from, policy);
+      const test::naive_answer at_to = test::naive_at(c.events, name, to, policy);
+      SCOPED_TRACE(account_name(name) + " over (" + std::to_string(from) + ", " + std::to_string(to) + "]");
+      ASSERT_TRUE(w.balance_from == at_from.balance && w.balance_to == at_to.balance);
+      ASSERT_TRUE(w.granted == at_to.granted - at_from.granted);
+      ASSERT_TRUE(w.consumed == at_to.consumed - at_from.consumed);
+      ASSERT_TRUE(w.expired == at_to.expired - at_from.expired);
+      ASSERT_TRUE((policy == overdraft_policy::drain ? w.shortfall : w.rejected) == at_to.unpaid - at_from.unpaid);
+      ASSERT_EQ(policy == overdraft_policy::drain ? w.rejected : w.shortfall, 0);
+      ASSERT_EQ(w.balance_to, w.balance_from + w.granted - w.consumed - w.expired);
+    }
+  }
 }
 
 void run_many(const profile& p, overdraft_policy policy, int cases, std::uint64_t salt) {

@@ -13,7 +13,9 @@ namespace gpucredit::detail {
 
 /// How many parts to cut `items` into: one per core, but none smaller than `part_min`.
 inline std::size_t part_count(std::size_t items, std::size_t part_min) {
-  const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
+  if (items < 2 * part_min) return 1;
+  // hardware_concurrency() reads /sys on every call: ask once.
+  static const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
   return std::clamp<std::size_t>(items / std::max<std::size_t>(part_min, 1), 1, cores);
 }
 
