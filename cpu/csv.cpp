@@ -489,6 +489,20 @@ query_batch read_queries_from(record_reader& in) {
 
 }  // namespace
 
+std::vector<std::string> read_accounts(const std::filesystem::path& path) {
+  record_reader in(path, path.string());
+  std::vector<std::string> names;
+  std::vector<std::string_view> fields;
+  expect_header(in, fields, "account");
+  while (in.next(fields)) {
+    expect_field_count(in, fields, 1);
+    if (fields[0].empty()) in.fail("missing account");
+    check_name(in, fields[0], "account");
+    names.emplace_back(fields[0]);
+  }
+  return names;
+}
+
 event_table read_events(const std::filesystem::path& path) {
   record_reader in(path, path.string());
   return read_events_from(in);

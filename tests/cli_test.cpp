@@ -46,7 +46,7 @@ TEST_F(Cli, Version) {
 }
 
 TEST_F(Cli, HelpOnEveryCommand) {
-  for (const std::string command : {"", " balances", " intervals", " breakdown"}) {
+  for (const std::string command : {"", " balances", " intervals", " breakdown", " report"}) {
     const test::run_result r = run(cli + command + " --help", dir_);
     EXPECT_EQ(r.exit_code, 0) << command;
     EXPECT_NE(r.out.find("--"), std::string::npos) << command;
@@ -214,6 +214,59 @@ TEST_F(Cli, BreakdownExplainsABalance) {
   EXPECT_NE(unknown.err.find("no events for account 'nobody'"), std::string::npos) << unknown.err;
   EXPECT_EQ(run(cli + " breakdown --events " + events + " --account org-17 --at 1.5", dir_).exit_code, 2);
   EXPECT_EQ(run(cli + " breakdown --help", dir_).exit_code, 0);
+}
+
+TEST_F(Cli, ReportWritesGridBalancesAndWindowSummary) {
+  const std::string events = quote(examples / "events.csv");
+  const fs::path out = dir_ / "report";
+  const test::run_result r =
+      run(cli + " report --events " + events + " --from 0 --to 2600000 --every 864000 --out " + quote(out), dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Worked by hand from examples/events.csv; balance_to = balance_from + granted - consumed - expired.
+  EXPECT_EQ(read_file(out / "summary.csv"),
+            "account,balance_from,granted,consumed,expired,shortfall,rejected,balance_to\n"
+            "org-17,3000,500,650,2850,5000,0,0\n"
+            "\"acme, inc.\",100000,0,1200,0,0,0,98800\n"
+            "org-42,100,0,50,50,0,0,0\n");
+  // The grid answers equal `balances` on the same queries.
+  std::string queries = "account,timestamp\n";
+  for (const std::string account : {"org-17", "\"acme, inc.\"", "org-42"}) {
+    for (const char* t : {"0", "864000", "1728000", "2592000"}) queries += account + "," + t + "\n";
+  }
+  test::write_file(dir_ / "grid.csv", queries);
+  const test::run_result grid =
+      run(cli + " balances --events " + events + " --queries " + quote(dir_ / "grid.csv") + " --out -", dir_);
+  EXPECT_EQ(read_file(out / "balances.csv"), grid.out);
+
+  // Listed accounts, one unknown: it reports none and zeros.
+  test::write_file(dir_ / "accounts.csv", "account\norg-42\nnobody\n");
+  const fs::path listed = dir_ / "listed";
+  ASSERT_EQ(run(cli + " report --events " + events + " --from 0 --to 100 --every 50 --accounts " +
+                    quote(dir_ / "accounts.csv") + " --out " + quote(listed),
+                dir_)
+                .exit_code,
+            0);
+  EXPECT_EQ(read_file(listed / "balances.csv"),
+            "account,timestamp,balance\norg-42,0,100\norg-42,50,100\norg-42,100,100\n"
+            "nobody,0,\nnobody,50,\nnobody,100,\n");
+  EXPECT_EQ(read_file(listed / "summary.csv"),
+            "account,balance_from,granted,consumed,expired,shortfall,rejected,balance_to\n"
+            "org-42,100,0,0,0,0,0,100\nnobody,0,0,0,0,0,0,0\n");
+}
+
+TEST_F(Cli, ReportRefusesBadArgumentsAndWritesNothing) {
+  const std::string events = quote(examples / "events.csv");
+  const fs::path out = dir_ / "report";
+  EXPECT_EQ(run(cli + " report --events " + events + " --from 0 --to 10 --every 0 --out " + quote(out), dir_).exit_code, 2);
+  EXPECT_EQ(run(cli + " report --events " + events + " --from 10 --to 0 --every 1 --out " + quote(out), dir_).exit_code, 2);
+  EXPECT_EQ(run(cli + " report --events " + events + " --from x --to 0 --every 1 --out " + quote(out), dir_).exit_code, 2);
+  const test::run_result bad = run(cli + " report --events " + quote(vectors / "bad-op" / "events.csv") +
+                                       " --from 0 --to 10 --every 1 --out " + quote(out),
+                                   dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_FALSE(fs::exists(out / "balances.csv"));
+  EXPECT_FALSE(fs::exists(out / "summary.csv"));
+  EXPECT_EQ(run(cli + " report --help", dir_).exit_code, 0);
 }
 
 TEST_F(Cli, BundledExample) {

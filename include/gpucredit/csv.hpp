@@ -34,6 +34,10 @@ event_table parse_events(std::string_view text, std::string source = "events");
 query_batch read_queries(const std::filesystem::path& path);
 query_batch parse_queries(std::string_view text, std::string source = "queries");
 
+/// Reads a list of account names: a CSV file with the header `account`, one name a row.
+/// Throws `input_error` like `read_events`.
+std::vector<std::string> read_accounts(const std::filesystem::path& path);
+
 /// Buffered CSV writer over a stdio stream or a file descriptor. Throws `io_error`
 /// when a write fails (full disk, closed pipe).
 class csv_writer {
