@@ -7,6 +7,8 @@
 
 #include <sys/stat.h>
 
+#include <sstream>
+
 #include "gpucredit/engine.hpp"
 #include "gpucredit/version.hpp"
 #include "test_support.hpp"
@@ -267,6 +269,73 @@ TEST_F(Cli, ReportRefusesBadArgumentsAndWritesNothing) {
   EXPECT_FALSE(fs::exists(out / "balances.csv"));
   EXPECT_FALSE(fs::exists(out / "summary.csv"));
   EXPECT_EQ(run(cli + " report --help", dir_).exit_code, 0);
+}
+
+TEST_F(Cli, ReportOnEveryVectorAgreesWithBalancesAndItsIdentity) {
+  for (const auto& entry : fs::directory_iterator(vectors)) {
+    const fs::path v = entry.path();
+    if (!entry.is_directory() || fs::exists(v / "expect-error")) continue;
+    const std::string policy = fs::exists(v / "policy") ? "reject" : "drain";
+    const fs::path out = dir_ / v.filename();
+    const test::run_result r = run(cli + " report --events " + quote(v / "events.csv") + " --from -20 --to 120 --every 7" +
+                                       " --policy " + policy + " --out " + quote(out),
+                                   dir_);
+    ASSERT_EQ(r.exit_code, 0) << v << ": " << r.err;
+    // Every grid balance equals what `balances` answers for the same query.
+    std::string queries = "account,timestamp\n";
+    std::string balances = read_file(out / "balances.csv");
+    for (std::size_t line = balances.find('\n') + 1; line < balances.size();) {
+      const std::size_t end = balances.find('\n', line);
+      const std::string row = balances.substr(line, end - line);
+      queries += row.substr(0, row.rfind(',')) + "\n";
+      line = end + 1;
+    }
+    test::write_file(dir_ / "q.csv", queries);
+    const test::run_result direct = run(cli + " balances --events " + quote(v / "events.csv") + " --queries " +
+                                            quote(dir_ / "q.csv") + " --policy " + policy + " --out -",
+                                        dir_);
+    EXPECT_EQ(balances, direct.out) << v;
+    // Each summary row holds balance_to = balance_from + granted - consumed - expired.
+    std::istringstream summary(read_file(out / "summary.csv"));
+    std::string row;
+    std::getline(summary, row);
+    while (std::getline(summary, row)) {
+      std::vector<long long> n;
+      std::size_t end = row.size();
+      for (int k = 0; k < 7; ++k) {  // the seven numbers are the last fields (names may hold commas)
+        const std::size_t comma = row.rfind(',', end - 1);
+        n.insert(n.begin(), std::stoll(row.substr(comma + 1, end - comma - 1)));
+        end = comma;
+      }
+      EXPECT_EQ(n[6], n[0] + n[1] - n[2] - n[3]) << v << ": " << row;
+    }
+  }
+}
+
+TEST_F(Cli, ReportHtmlRendersInChromiumWithoutScriptErrors) {
+  if (std::system("command -v chromium >/dev/null 2>&1") != 0) GTEST_SKIP() << "chromium is not installed";
+  const fs::path out = dir_ / "report";
+  ASSERT_EQ(run(cli + " report --events " + quote(vectors / "random-0003" / "events.csv") +
+                    " --from 0 --to 500 --every 10 --time-unit s --out " + quote(out),
+                dir_)
+                .exit_code,
+            0);
+  const std::string html = read_file(out / "report.html");
+  EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg")) << "no network resource";
+  EXPECT_EQ(html.find("https://"), std::string::npos) << "no network resource";
+  const test::run_result dom =
+      run("HOME=" + quote(dir_) + " timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr " +
+              "--v=0 --dump-dom " + quote("file://" + (out / "report.html").string()),
+          dir_);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_NE(dom.out.find("data-report=\"ok\""), std::string::npos) << "the script did not finish cleanly";
+  EXPECT_EQ(dom.err.find("Uncaught"), std::string::npos) << dom.err;
+  for (const std::string chart : {"fleet-balance", "flows", "top-breakage", "account-balance"}) {
+    EXPECT_NE(dom.out.find("data-chart=\"" + chart + "\""), std::string::npos) << chart;
+  }
+  EXPECT_NE(dom.out.find("<polyline"), std::string::npos) << "no line drawn";
+  EXPECT_NE(dom.out.find("<rect"), std::string::npos) << "no bar drawn";
+  EXPECT_NE(dom.out.find("1970-01-01T"), std::string::npos) << "times shown as UTC dates";
 }
 
 TEST_F(Cli, BundledExample) {

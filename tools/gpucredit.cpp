@@ -27,6 +27,7 @@
 #include "gpucredit/error.hpp"
 #include "gpucredit/ledger.hpp"
 #include "gpucredit/version.hpp"
+#include "report_html.hpp"
 
 namespace {
 
@@ -329,7 +330,28 @@ struct report_args {
   std::string out;
   std::string policy = "drain";
   std::string backend_name = "auto";
+  std::string time_unit;
+  bool quiet = false;
 };
+
+// Progress lines on standard error, only when it is a terminal and not --quiet.
+class progress {
+ public:
+  explicit progress(bool quiet) : on_(!quiet && ::isatty(STDERR_FILENO) != 0) {}
+  void say(const std::string& line) const {
+    if (on_) std::fprintf(stderr, "gpucredit: %s\n", line.c_str());
+  }
+
+ private:
+  bool on_;
+};
+
+__extension__ typedef __int128 wide;  // fleet-wide sums may pass int64
+
+amount_t fits_int64(wide v, const std::string& what) {
+  if (v > amount_max) throw input_error("report", 0, what + " is beyond int64");
+  return static_cast<amount_t>(v);
+}
 
 timestamp_t parse_flag_int(const std::string& flag, const std::string& text) {
   timestamp_t value = 0;
@@ -356,6 +378,8 @@ int run_report(const report_args& args) {
     if (t > to - every) break;  // the next step would pass `to` (or int64)
   }
 
+  const progress tell(args.quiet);
+  tell.say("reading " + args.events);
   const event_table events = read_events(args.events);
   std::vector<std::string> names;
   if (!args.accounts.empty()) {
@@ -363,14 +387,82 @@ int run_report(const report_args& args) {
   } else {
     for (std::uint32_t a = 0; a < events.accounts.size(); ++a) names.emplace_back(events.accounts[a]);
   }
+  tell.say("replaying " + std::to_string(events.size()) + " events of " + std::to_string(events.accounts.size()) +
+           " accounts");
   const ledger_result result = replay(events, parse_policy(args.policy));
   const std::vector<account_window> windows = window_summary(events, result, from, to);
   const engine answers = engine::create(result, chosen);
+
+  // The page: fleet series per grid time, the accounts with the most breakage and
+  // shortfall, and the per-account view for the most active accounts.
+  constexpr std::size_t ranked_max = 10;
+  constexpr std::size_t accounts_shown_max = 200;
+  tools::report_page page;
+  page.title = "gpucredit report: " + std::filesystem::path(args.events).filename().string() + ", " +
+               std::to_string(names.size()) + " accounts, " + std::to_string(grid.size()) + " times from " +
+               std::to_string(from) + " to " + std::to_string(to);
+  page.time_unit = args.time_unit;
+  page.grid = grid;
+  std::vector<std::uint32_t> index_of(names.size(), account_none);
+  std::vector<char> included(events.accounts.size(), 0);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    index_of[i] = events.accounts.find(names[i]).value_or(account_none);
+    if (index_of[i] != account_none) included[index_of[i]] = 1;
+  }
+  {
+    std::vector<wide> breakage(grid.size(), 0);
+    std::vector<wide> shortfall(grid.size(), 0);
+    const interval_table& iv = result.intervals;
+    for (std::size_t r = 0; r < iv.size(); ++r) {  // held until its end, then expired
+      if (included[iv.account[r]] == 0 || iv.end[r] != events.end[iv.credit[r]]) continue;
+      const auto i = static_cast<std::size_t>(std::upper_bound(grid.begin(), grid.end(), iv.end[r]) - grid.begin());
+      if (i >= 1 && i < grid.size()) breakage[i] += iv.amount[r];
+    }
+    for (const usage_table* usage : {&result.shortfalls, &result.rejections}) {
+      for (std::size_t u = 0; u < usage->size(); ++u) {
+        if (included[usage->account[u]] == 0) continue;
+        const auto i = static_cast<std::size_t>(
+            std::lower_bound(grid.begin(), grid.end(), usage->timestamp[u]) - grid.begin());
+        if (i >= 1 && i < grid.size()) shortfall[i] += usage->amount[u];
+      }
+    }
+    for (std::size_t i = 0; i < grid.size(); ++i) {
+      page.breakage.push_back(fits_int64(breakage[i], "breakage in one step"));
+      page.shortfall.push_back(fits_int64(shortfall[i], "shortfall in one step"));
+    }
+  }
+  std::vector<std::size_t> by_activity(names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) by_activity[i] = i;
+  auto window_of = [&](std::size_t i) { return index_of[i] != account_none ? windows[index_of[i]] : account_window{}; };
+  auto top = [&](auto amount_of) {
+    std::vector<tools::report_page::ranked> rows;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (amount_of(window_of(i)) > 0) rows.push_back({names[i], amount_of(window_of(i))});
+    }
+    std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.amount > b.amount; });
+    if (rows.size() > ranked_max) rows.resize(ranked_max);
+    return rows;
+  };
+  page.top_breakage = top([](const account_window& w) { return w.expired; });
+  page.top_shortfall = top([](const account_window& w) { return w.shortfall + w.rejected; });
+  auto activity = [&](std::size_t i) {
+    const account_window w = window_of(i);
+    return static_cast<wide>(w.balance_from) + w.granted + w.consumed + w.expired + w.shortfall + w.rejected;
+  };
+  std::stable_sort(by_activity.begin(), by_activity.end(),
+                   [&](std::size_t a, std::size_t b) { return activity(a) > activity(b); });
+  std::vector<int> shown_slot(names.size(), -1);
+  for (std::size_t k = 0; k < std::min(accounts_shown_max, by_activity.size()); ++k) {
+    shown_slot[by_activity[k]] = static_cast<int>(page.accounts.size());
+    page.accounts.push_back({names[by_activity[k]], {}});
+  }
+  std::vector<wide> fleet(grid.size(), 0);
 
   std::filesystem::create_directories(args.out);
   const std::filesystem::path dir(args.out);
   output_file balances_file((dir / "balances.csv").string());
   output_file summary_file((dir / "summary.csv").string());
+  output_file html_file((dir / "report.html").string());
   {
     csv_writer out(balances_file.fd(), balances_file.name());
     out.raw(balances_header);
@@ -378,6 +470,8 @@ int run_report(const report_args& args) {
     // Accounts x grid times through the engine, a bounded slice of accounts at a time.
     constexpr std::size_t queries_per_batch_max = std::size_t{1} << 22;
     const std::size_t accounts_per_batch = std::max<std::size_t>(1, queries_per_batch_max / grid.size());
+    tell.say("answering " + std::to_string(names.size() * grid.size()) + " queries on " +
+             std::string(to_string(answers.kind())));
     std::vector<account_index> qa;
     std::vector<timestamp_t> qt;
     for (std::size_t first = 0; first < names.size(); first += accounts_per_batch) {
@@ -385,15 +479,17 @@ int run_report(const report_args& args) {
       qa.clear();
       qt.clear();
       for (std::size_t i = first; i < last; ++i) {
-        const account_index a = events.accounts.find(names[i]).value_or(account_none);
         for (const timestamp_t t : grid) {
-          qa.push_back(a);
+          qa.push_back(index_of[i]);
           qt.push_back(t);
         }
       }
       const std::vector<amount_t> b = answers.balances(qa, qt);
       for (std::size_t q = 0; q < b.size(); ++q) {
-        out.field(names[first + q / grid.size()]);
+        const std::size_t i = first + q / grid.size();
+        fleet[q % grid.size()] += b[q];
+        if (shown_slot[i] >= 0) page.accounts[static_cast<std::size_t>(shown_slot[i])].balance.push_back(b[q]);
+        out.field(names[i]);
         out.field(qt[q]);
         if (b[q] != 0) {
           out.field(b[q]);
@@ -405,14 +501,16 @@ int run_report(const report_args& args) {
     }
     out.finish();
   }
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    page.fleet_balance.push_back(fits_int64(fleet[i], "the fleet's balance at " + std::to_string(grid[i])));
+  }
   {
     csv_writer out(summary_file.fd(), summary_file.name());
     out.raw("account,balance_from,granted,consumed,expired,shortfall,rejected,balance_to");
     out.end_row();
-    for (const std::string& name : names) {
-      const std::optional<std::uint32_t> a = events.accounts.find(name);
-      const account_window w = a ? windows[*a] : account_window{};
-      out.field(name);
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const account_window w = window_of(i);
+      out.field(names[i]);
       for (const amount_t v : {w.balance_from, w.granted, w.consumed, w.expired, w.shortfall, w.rejected, w.balance_to}) {
         out.field(v);
       }
@@ -420,6 +518,13 @@ int run_report(const report_args& args) {
     }
     out.finish();
   }
+  {
+    csv_writer out(html_file.fd(), html_file.name());
+    out.raw(tools::render_report_html(page));
+    out.finish();
+  }
+  tell.say("writing " + args.out);
+  html_file.commit();
   balances_file.commit();
   summary_file.commit();
   return exit_ok;
@@ -487,9 +592,9 @@ int main(int argc, char** argv) {
   CLI::App* report_cmd = app.add_subcommand(
       "report",
       "Balances of every account on a time grid, and each account's window: writes DIR/balances.csv "
-      "(account,timestamp,balance) and DIR/summary.csv "
+      "(account,timestamp,balance), DIR/summary.csv "
       "(account,balance_from,granted,consumed,expired,shortfall,rejected,balance_to over (FROM, TO]; "
-      "balance_to = balance_from + granted - consumed - expired)");
+      "balance_to = balance_from + granted - consumed - expired) and DIR/report.html (charts, opens offline)");
   report_cmd->add_option("--events", report.events, "Events CSV")->required();
   report_cmd->add_option("--from", report.from, "Start of the window and of the grid")->required();
   report_cmd->add_option("--to", report.to, "End of the window; the grid stops at or before it")->required();
@@ -500,6 +605,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"drain", "reject"}))
       ->capture_default_str();
   report_cmd->add_option("--backend", report.backend_name, "Query backend: auto, cpu or cuda")->capture_default_str();
+  report_cmd->add_option("--time-unit", report.time_unit, "Unit of the timestamps, to show UTC dates in report.html")
+      ->check(CLI::IsMember({"s", "ms", "us", "ns"}));
+  report_cmd->add_flag("--quiet", report.quiet, "No progress on standard error (shown only on a terminal)");
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,37 @@
+// The self-contained HTML page of `gpucredit report`: the data as embedded JSON and a
+// small script that draws inline SVG charts from it (no library, no network), so the
+// file opens offline anywhere. Used by tools/gpucredit.cpp only.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gpucredit/types.hpp"
+
+namespace gpucredit::tools {
+
+struct report_page {
+  std::string title;
+  std::string time_unit;  // "", "s", "ms", "us" or "ns": how the grid times read as dates
+  std::vector<timestamp_t> grid;
+  std::vector<amount_t> fleet_balance;  // per grid time
+  std::vector<amount_t> breakage;       // per grid time i: expired in [t(i-1), t(i))
+  std::vector<amount_t> shortfall;      // per grid time i: unpaid or rejected in (t(i-1), t(i)]
+  struct ranked {
+    std::string account;
+    amount_t amount;
+  };
+  std::vector<ranked> top_breakage;
+  std::vector<ranked> top_shortfall;
+  struct account_series {
+    std::string account;
+    std::vector<amount_t> balance;  // per grid time
+  };
+  std::vector<account_series> accounts;  // the per-account view
+};
+
+/// The whole page as one string.
+std::string render_report_html(const report_page& page);
+
+}  // namespace gpucredit::tools
