@@ -338,6 +338,19 @@ TEST_F(Cli, ReportHtmlRendersInChromiumWithoutScriptErrors) {
   EXPECT_NE(dom.out.find("1970-01-01T"), std::string::npos) << "times shown as UTC dates";
 }
 
+TEST_F(Cli, ReportProgressOnlyOnATerminal) {
+  const std::string command = cli + " report --events " + quote(examples / "events.csv") +
+                              " --from 0 --to 100 --every 10 --out " + quote(dir_ / "r");
+  EXPECT_EQ(run(command, dir_).err, "") << "silent when standard error is a file";
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "script (util-linux) is not installed";
+  // script(1) runs the command on a pseudo-terminal.
+  const test::run_result tty = run("script -qec \"" + command + "\" /dev/null", dir_);
+  EXPECT_EQ(tty.exit_code, 0);
+  EXPECT_NE(tty.out.find("gpucredit: queries answered and written: 33 in"), std::string::npos) << tty.out;
+  const test::run_result quiet = run("script -qec \"" + command + " --quiet\" /dev/null", dir_);
+  EXPECT_EQ(quiet.out.find("gpucredit:"), std::string::npos) << quiet.out;
+}
+
 TEST_F(Cli, BundledExample) {
   const test::run_result r = run(cli + " balances --events " + quote(examples / "events.csv") + " --queries " +
                                      quote(examples / "queries.csv") + " --out -",

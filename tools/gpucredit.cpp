@@ -337,13 +337,24 @@ struct report_args {
 // Progress lines on standard error, only when it is a terminal and not --quiet.
 class progress {
  public:
-  explicit progress(bool quiet) : on_(!quiet && ::isatty(STDERR_FILENO) != 0) {}
+  explicit progress(bool quiet)
+      : on_(!quiet && ::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
   void say(const std::string& line) const {
     if (on_) std::fprintf(stderr, "gpucredit: %s\n", line.c_str());
+  }
+  // "what: N items in S s (R/s)", timed from the last call of say() or done().
+  void done(const char* what, std::size_t items) {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    start_ = now;
+    if (!on_) return;
+    std::fprintf(stderr, "gpucredit: %s: %zu in %.3f s (%.0f/s)\n", what, items, seconds,
+                 seconds > 0 ? static_cast<double>(items) / seconds : 0.0);
   }
 
  private:
   bool on_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 __extension__ typedef __int128 wide;  // fleet-wide sums may pass int64
@@ -378,9 +389,10 @@ int run_report(const report_args& args) {
     if (t > to - every) break;  // the next step would pass `to` (or int64)
   }
 
-  const progress tell(args.quiet);
+  progress tell(args.quiet);
   tell.say("reading " + args.events);
   const event_table events = read_events(args.events);
+  tell.done("events read", events.size());
   std::vector<std::string> names;
   if (!args.accounts.empty()) {
     names = read_accounts(args.accounts);
@@ -392,6 +404,7 @@ int run_report(const report_args& args) {
   const ledger_result result = replay(events, parse_policy(args.policy));
   const std::vector<account_window> windows = window_summary(events, result, from, to);
   const engine answers = engine::create(result, chosen);
+  tell.done("events replayed and indexed", events.size());
 
   // The page: fleet series per grid time, the accounts with the most breakage and
   // shortfall, and the per-account view for the most active accounts.
@@ -500,6 +513,7 @@ int run_report(const report_args& args) {
       }
     }
     out.finish();
+    tell.done("queries answered and written", names.size() * grid.size());
   }
   for (std::size_t i = 0; i < grid.size(); ++i) {
     page.fleet_balance.push_back(fits_int64(fleet[i], "the fleet's balance at " + std::to_string(grid[i])));
