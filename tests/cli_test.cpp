@@ -9,6 +9,7 @@
 
 #include <sstream>
 
+#include "gpucredit/csv.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/version.hpp"
 #include "test_support.hpp"
@@ -277,7 +278,7 @@ TEST_F(Cli, ReportOnEveryVectorAgreesWithBalancesAndItsIdentity) {
     if (!entry.is_directory() || fs::exists(v / "expect-error")) continue;
     const std::string policy = fs::exists(v / "policy") ? "reject" : "drain";
     const fs::path out = dir_ / v.filename();
-    const test::run_result r = run(cli + " report --events " + quote(v / "events.csv") + " --from -20 --to 120 --every 7" +
+    const test::run_result r = run(cli + " report --events " + quote(v / "events.csv") + " --from -20 --to 500 --every 7" +
                                        " --policy " + policy + " --out " + quote(out),
                                    dir_);
     ASSERT_EQ(r.exit_code, 0) << v << ": " << r.err;
@@ -295,10 +296,19 @@ TEST_F(Cli, ReportOnEveryVectorAgreesWithBalancesAndItsIdentity) {
                                             quote(dir_ / "q.csv") + " --policy " + policy + " --out -",
                                         dir_);
     EXPECT_EQ(balances, direct.out) << v;
-    // Each summary row holds balance_to = balance_from + granted - consumed - expired.
+    // Each summary row equals the naive reference over (-20, 500], and holds
+    // balance_to = balance_from + granted - consumed - expired.
+    const event_table table = read_events(v / "events.csv");
+    std::vector<test::naive_event> naive;
+    for (std::size_t row = 0; row < table.size(); ++row) {
+      naive.push_back({table.kind[row], static_cast<int>(table.account[row]), table.timestamp[row], table.amount[row],
+                       table.end[row] - table.timestamp[row]});
+    }
+    const overdraft_policy p = policy == "reject" ? overdraft_policy::reject : overdraft_policy::drain;
     std::istringstream summary(read_file(out / "summary.csv"));
     std::string row;
     std::getline(summary, row);
+    std::size_t account = 0;
     while (std::getline(summary, row)) {
       std::vector<long long> n;
       std::size_t end = row.size();
@@ -308,7 +318,17 @@ TEST_F(Cli, ReportOnEveryVectorAgreesWithBalancesAndItsIdentity) {
         end = comma;
       }
       EXPECT_EQ(n[6], n[0] + n[1] - n[2] - n[3]) << v << ": " << row;
+      const test::naive_answer f = test::naive_at(naive, static_cast<int>(account), -20, p);
+      const test::naive_answer t = test::naive_at(naive, static_cast<int>(account), 500, p);
+      const std::vector<test::wide> want = {f.balance, t.granted - f.granted, t.consumed - f.consumed,
+                                            t.expired - f.expired, p == overdraft_policy::drain ? t.unpaid - f.unpaid : 0,
+                                            p == overdraft_policy::reject ? t.unpaid - f.unpaid : 0, t.balance};
+      for (std::size_t k = 0; k < 7; ++k) {
+        EXPECT_TRUE(want[k] == n[k]) << v << ": " << row << " (field " << k + 1 << " of the numbers)";
+      }
+      ++account;
     }
+    EXPECT_EQ(account, table.accounts.size());
   }
 }
 
