@@ -279,6 +279,16 @@ int run_intervals(const intervals_args& args) {
   return exit_ok;
 }
 
+timestamp_t parse_flag_int(const std::string& flag, const std::string& text) {
+  timestamp_t value = 0;
+  const char* first = text.data();
+  const auto [ptr, ec] = std::from_chars(first, first + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != first + text.size()) {
+    throw input_error(flag, 0, "not an int64: '" + text + "'");
+  }
+  return value;
+}
+
 struct breakdown_args {
   std::string events;
   std::string account;
@@ -289,14 +299,7 @@ struct breakdown_args {
 
 int run_breakdown(const breakdown_args& args) {
   refuse_output_over_input(args.out, {args.events});
-  timestamp_t at = 0;
-  {
-    const char* first = args.at.data();
-    const auto [ptr, ec] = std::from_chars(first, first + args.at.size(), at);
-    if (args.at.empty() || ec != std::errc() || ptr != first + args.at.size()) {
-      throw input_error("--at", 0, "not an int64 timestamp: '" + args.at + "'");
-    }
-  }
+  const timestamp_t at = parse_flag_int("--at", args.at);
   const event_table events = read_events(args.events);
   const std::optional<std::uint32_t> account = events.accounts.find(args.account);
   if (!account) throw input_error(args.events, 0, "no events for account '" + args.account + "'");
@@ -364,15 +367,6 @@ amount_t fits_int64(wide v, const std::string& what) {
   return static_cast<amount_t>(v);
 }
 
-timestamp_t parse_flag_int(const std::string& flag, const std::string& text) {
-  timestamp_t value = 0;
-  const char* first = text.data();
-  const auto [ptr, ec] = std::from_chars(first, first + text.size(), value);
-  if (text.empty() || ec != std::errc() || ptr != first + text.size()) {
-    throw input_error(flag, 0, "not an int64: '" + text + "'");
-  }
-  return value;
-}
 
 // balances.csv (every account at every grid time) and summary.csv (each account over
 // the window (from, to]) in DIR; both are complete before either replaces a file.
