@@ -14,17 +14,50 @@
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
-namespace detail {
-
 namespace {
+
+// One event of one account, gathered for the replay core.
+struct account_event {
+  timestamp_t timestamp;
+  amount_t amount;
+  timestamp_t end;  // add: timestamp + expiration
+  event_row row;    // arrival number; ties in timestamp apply in this order
+  op kind;
+};
+
+// Replays one account's events, which must be sorted by (timestamp, row), appending its
+// interval rows (ordered by credit, then begin) and usage exceptions to `out`. Its
+// buffers are reused from account to account. Throws detail::balance_overflow.
+class account_replayer {
+ public:
+  void run(std::span<const account_event> events, account_index account, overdraft_policy policy,
+           ledger_result& out);
+
+ private:
+  struct live_credit {
+    timestamp_t end;
+    timestamp_t start;
+    event_row row;
+    amount_t remaining;
+    timestamp_t open_begin;  // begin of the stretch at the current `remaining`
+  };
+  struct closed_row {
+    event_row credit;
+    timestamp_t begin;
+    timestamp_t end;
+    amount_t amount;
+  };
+  void close(const live_credit& credit, timestamp_t end);
+
+  std::vector<live_credit> heap_;
+  std::vector<closed_row> rows_;
+};
 
 // std::*_heap build max-heaps; "greater" puts the smallest (end, start, row) on top.
 template <class Credit>
 bool later_first(const Credit& a, const Credit& b) noexcept {
   return std::tie(a.end, a.start, a.row) > std::tie(b.end, b.start, b.row);
 }
-
-}  // namespace
 
 void account_replayer::close(const live_credit& credit, timestamp_t end) {
   assert(credit.open_begin <= end);
@@ -58,7 +91,7 @@ void account_replayer::run(std::span<const account_event> events, account_index 
       assert(e.amount >= 0);
       if (e.amount == 0) continue;  // a zero add is no credit, a zero use draws nothing
       if (e.kind == op::add) {
-        if (balance > amount_max - e.amount) throw balance_overflow{e.row, t};
+        if (balance > amount_max - e.amount) throw detail::balance_overflow{e.row, t};
         balance += e.amount;
         heap_.push_back({e.end, t, e.row, e.amount, t});
         std::push_heap(heap_.begin(), heap_.end(), heap_order);
@@ -95,10 +128,6 @@ void account_replayer::run(std::span<const account_event> events, account_index 
   for (const closed_row& r : rows_) out.intervals.push(account, r.credit, r.begin, r.end, r.amount);
 }
 
-}  // namespace detail
-
-namespace {
-
 // Accounts never interact: a ledger of at least this many events per core is replayed
 // in parts of consecutive accounts, one per core.
 constexpr std::size_t events_per_part_min = std::size_t{1} << 16;
@@ -115,8 +144,8 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
   out.intervals.begin.reserve(capacity);
   out.intervals.end.reserve(capacity);
   out.intervals.amount.reserve(capacity);
-  detail::account_replayer replayer;
-  std::vector<detail::account_event> batch;
+  account_replayer replayer;
+  std::vector<account_event> batch;
   for (std::size_t a = first; a < last; ++a) {
     batch.clear();
     for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
@@ -125,7 +154,7 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
     }
     // Logs mostly arrive in time order: sort only when needed. Stable, so equal
     // timestamps keep arrival order.
-    auto by_time = [](const detail::account_event& x, const detail::account_event& y) {
+    auto by_time = [](const account_event& x, const account_event& y) {
       return x.timestamp < y.timestamp;
     };
     if (!std::is_sorted(batch.begin(), batch.end(), by_time)) {

@@ -201,15 +201,26 @@ struct balances_args {
   bool timings = false;
 };
 
-// Wall-clock seconds of each phase, printed to standard error by --timings.
-class phase_clock {
+// Timed phases on standard error: `balances --timings` asks for them, and `report`
+// shows them on a terminal unless --quiet. Each lap is timed from the one before.
+class phase_log {
  public:
-  explicit phase_clock(bool on) : on_(on), last_(std::chrono::steady_clock::now()) {}
-  void lap(const char* phase) {
-    if (!on_) return;
+  explicit phase_log(bool on) : on_(on), last_(std::chrono::steady_clock::now()) {}
+  void say(const std::string& line) const {
+    if (on_) std::fprintf(stderr, "gpucredit: %s\n", line.c_str());
+  }
+  // "gpucredit: PHASE SECONDS s", or with a count "gpucredit: PHASE: N in S s (R/s)".
+  void lap(const char* phase, std::size_t items = 0) {
     const auto now = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "gpucredit: %-12s %.6f s\n", phase, std::chrono::duration<double>(now - last_).count());
+    const double seconds = std::chrono::duration<double>(now - last_).count();
     last_ = now;
+    if (!on_) return;
+    if (items == 0) {
+      std::fprintf(stderr, "gpucredit: %-12s %.6f s\n", phase, seconds);
+    } else {
+      std::fprintf(stderr, "gpucredit: %s: %zu in %.3f s (%.0f/s)\n", phase, items, seconds,
+                   seconds > 0 ? static_cast<double>(items) / seconds : 0.0);
+    }
   }
 
  private:
@@ -222,7 +233,7 @@ int run_balances(const balances_args& args) {
   refuse_output_over_input(args.out, {args.events, args.queries});
   if (!args.unpaid.empty()) refuse_output_over_input(args.unpaid, {args.events, args.queries});
 
-  phase_clock clock(args.timings);
+  phase_log clock(args.timings);
   event_table events = read_events(args.events);
   clock.lap("read events");
   const query_batch queries = read_queries(args.queries);
@@ -337,36 +348,12 @@ struct report_args {
   bool quiet = false;
 };
 
-// Progress lines on standard error, only when it is a terminal and not --quiet.
-class progress {
- public:
-  explicit progress(bool quiet)
-      : on_(!quiet && ::isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()) {}
-  void say(const std::string& line) const {
-    if (on_) std::fprintf(stderr, "gpucredit: %s\n", line.c_str());
-  }
-  // "what: N items in S s (R/s)", timed from the last call of say() or done().
-  void done(const char* what, std::size_t items) {
-    const auto now = std::chrono::steady_clock::now();
-    const double seconds = std::chrono::duration<double>(now - start_).count();
-    start_ = now;
-    if (!on_) return;
-    std::fprintf(stderr, "gpucredit: %s: %zu in %.3f s (%.0f/s)\n", what, items, seconds,
-                 seconds > 0 ? static_cast<double>(items) / seconds : 0.0);
-  }
-
- private:
-  bool on_;
-  std::chrono::steady_clock::time_point start_;
-};
-
 __extension__ typedef __int128 wide;  // fleet-wide sums may pass int64
 
 amount_t fits_int64(wide v, const std::string& what) {
   if (v > amount_max) throw input_error("report", 0, what + " is beyond int64");
   return static_cast<amount_t>(v);
 }
-
 
 // balances.csv (every account at every grid time) and summary.csv (each account over
 // the window (from, to]) in DIR; both are complete before either replaces a file.
@@ -383,10 +370,10 @@ int run_report(const report_args& args) {
     if (t > to - every) break;  // the next step would pass `to` (or int64)
   }
 
-  progress tell(args.quiet);
+  phase_log tell(!args.quiet && ::isatty(STDERR_FILENO) != 0);  // progress on a terminal
   tell.say("reading " + args.events);
   const event_table events = read_events(args.events);
-  tell.done("events read", events.size());
+  tell.lap("events read", events.size());
   std::vector<std::string> names;
   if (!args.accounts.empty()) {
     names = read_accounts(args.accounts);
@@ -398,7 +385,7 @@ int run_report(const report_args& args) {
   const ledger_result result = replay(events, parse_policy(args.policy));
   const std::vector<account_window> windows = window_summary(events, result, from, to);
   const engine answers = engine::create(result, chosen);
-  tell.done("events replayed and indexed", events.size());
+  tell.lap("events replayed and indexed", events.size());
 
   // The page: fleet series per grid time, the accounts with the most breakage and
   // shortfall, and the per-account view for the most active accounts.
@@ -507,7 +494,7 @@ int run_report(const report_args& args) {
       }
     }
     out.finish();
-    tell.done("queries answered and written", names.size() * grid.size());
+    tell.lap("queries answered and written", names.size() * grid.size());
   }
   for (std::size_t i = 0; i < grid.size(); ++i) {
     page.fleet_balance.push_back(fits_int64(fleet[i], "the fleet's balance at " + std::to_string(grid[i])));

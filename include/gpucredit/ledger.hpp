@@ -2,7 +2,6 @@
 // (timestamp, arrival) order and flattens the result into a table of credit intervals.
 #pragma once
 
-#include <span>
 #include <vector>
 
 #include "gpucredit/events.hpp"
@@ -102,47 +101,10 @@ std::vector<account_window> window_summary(const event_table& events, const ledg
 
 namespace detail {
 
-/// One event of one account, gathered for the replay core.
-struct account_event {
-  timestamp_t timestamp;
-  amount_t amount;
-  timestamp_t end;  ///< add: timestamp + expiration
-  event_row row;    ///< arrival number; ties in (timestamp) apply in this order
-  op kind;
-};
-
-/// Thrown by `replay_account` when the balance would leave int64.
+/// Thrown by the replay cores when an add would take a balance beyond int64.
 struct balance_overflow {
   event_row row;
   timestamp_t timestamp;
-};
-
-/// Replays one account's events, which must be sorted by (timestamp, row). Appends its
-/// interval rows (ordered by credit, then begin) and usage exceptions to `out`.
-/// `scratch` is reused across calls to avoid allocation. Throws `balance_overflow`.
-class account_replayer {
- public:
-  void run(std::span<const account_event> events, account_index account, overdraft_policy policy,
-           ledger_result& out);
-
- private:
-  struct live_credit {
-    timestamp_t end;
-    timestamp_t start;
-    event_row row;
-    amount_t remaining;
-    timestamp_t open_begin;  // begin of the stretch at the current `remaining`
-  };
-  struct closed_row {
-    event_row credit;
-    timestamp_t begin;
-    timestamp_t end;
-    amount_t amount;
-  };
-  void close(const live_credit& credit, timestamp_t end);
-
-  std::vector<live_credit> heap_;
-  std::vector<closed_row> rows_;
 };
 
 }  // namespace detail
