@@ -48,9 +48,9 @@ std::string shown(std::string_view field) {
   return out;
 }
 
-// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
-// nothing past U+10FFFF).
-bool valid_utf8(std::string_view text) {
+}  // namespace
+
+bool detail::valid_utf8(std::string_view text) noexcept {
   std::size_t i = 0;
   const std::size_t n = text.size();
   while (i < n) {
@@ -85,6 +85,8 @@ bool valid_utf8(std::string_view text) {
   }
   return true;
 }
+
+namespace {
 
 class record_reader {
  public:
@@ -415,7 +417,7 @@ std::int64_t parse_int(const record_reader& in, std::string_view field, const ch
 void check_name(const record_reader& in, std::string_view field, const char* name) {
   if (in.plain_text()) return;  // the whole record is ASCII without NUL
   if (std::memchr(field.data(), '\0', field.size()) != nullptr) in.fail(std::string("NUL byte in ") + name);
-  if (!valid_utf8(field)) in.fail(std::string("invalid UTF-8 in ") + name);
+  if (!detail::valid_utf8(field)) in.fail(std::string("invalid UTF-8 in ") + name);
 }
 
 std::string join(const std::vector<std::string_view>& fields) {

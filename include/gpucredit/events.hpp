@@ -99,6 +99,9 @@ namespace detail {
 const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration) noexcept;
 /// Why use(amount) is bad input, or nullptr when it is fine.
 const char* use_problem(amount_t amount) noexcept;
+/// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+/// nothing past U+10FFFF). Names (accounts, credit labels) must be, and hold no NUL.
+bool valid_utf8(std::string_view text) noexcept;
 }  // namespace detail
 
 }  // namespace gpucredit

@@ -1,0 +1,278 @@
+"""gpucredit: exact point-in-time balances of expiring GPU credits.
+
+Two ways in:
+
+- :class:`GPUCredit`, the original interface (``addCredit``, ``getBalance``,
+  ``useCredit``), one call at a time, answering from history (SPEC section 9);
+- :class:`Ledger`, the bulk path: a whole event log from a CSV file, a Parquet file or
+  anything that speaks the Arrow C stream interface (pyarrow, Polars, pandas, DuckDB),
+  replayed once, then asked millions of (account, timestamp) balance queries at a time
+  from NumPy or Arrow arrays.
+
+The semantics are those of the C++ library and the CLI, bit for bit (docs/SPEC.md).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
+
+from . import _core
+from ._errors import BackendError, Error, InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow
+
+__version__: str = _core.version()
+__all__ = ["GPUCredit", "Ledger", "Error", "InputError", "BackendError", "backends", "read_queries", "__version__"]
+
+GPUCredit = _core.GPUCredit
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def backends() -> dict[str, bool]:
+    """The backends compiled into this build (``"cpu"`` first), each with whether it can
+    run here (for ``"cuda"``: whether a CUDA device is present)."""
+    return dict(_core.backends())
+
+
+def read_queries(path: PathLike) -> pyarrow.Table:
+    """Reads a queries file (``account,timestamp``, SPEC section 7) with the CLI's own
+    reader, as a pyarrow Table: ``account`` dictionary-encoded (so that
+    :meth:`Ledger.balances` looks each name up once), ``timestamp`` int64."""
+    pa = _pyarrow("read_queries")
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "No such file or directory", path)
+    return pa.table(_core.read_queries(path))
+
+
+def _pyarrow(what: str) -> Any:
+    try:
+        import pyarrow
+    except ImportError as e:  # pragma: no cover - exercised only without pyarrow
+        raise ImportError(f"{what} needs pyarrow: pip install 'gpucredit[arrow]'") from e
+    return pyarrow
+
+
+def _is_arrow(obj: object) -> bool:
+    return hasattr(obj, "__arrow_c_array__") or hasattr(obj, "__arrow_c_stream__")
+
+
+class Ledger:
+    """A replayed event log and its query engine.
+
+    ``Ledger(source)`` reads ``source``: a path to a CSV file (SPEC section 7) or a
+    Parquet file (``.parquet``/``.pq``; needs pyarrow), or any object with
+    ``__arrow_c_stream__`` holding the columns ``op, account, credit_id, timestamp,
+    amount, expiration`` (``credit_id`` and ``expiration`` may be left out when no row
+    needs them). ``policy`` is ``"drain"`` (default) or ``"reject"`` (SPEC section 4);
+    ``backend`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` (``"auto"`` honours the
+    environment variable ``GPUCREDIT_BACKEND``, else picks CUDA when a device is present).
+
+    Bad input raises :class:`InputError` naming the file and line, or the row of an Arrow
+    source, and the reason; no ledger is made then.
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(
+        self, source: PathLike | Any, *, policy: str = "drain", backend: str = "auto", name: str | None = None
+    ) -> None:
+        if isinstance(source, (str, os.PathLike)):
+            path = os.fspath(source)
+            if path.lower().endswith((".parquet", ".pq")):
+                self._core = Ledger.from_parquet(path, policy=policy, backend=backend)._core
+            else:
+                self._core = Ledger.from_csv(path, policy=policy, backend=backend)._core
+        else:
+            self._core = Ledger.from_arrow(source, policy=policy, backend=backend, name=name)._core
+
+    @classmethod
+    def _wrap(cls, core: _core.Ledger) -> Ledger:
+        ledger = cls.__new__(cls)
+        ledger._core = core
+        return ledger
+
+    @classmethod
+    def from_csv(cls, path: PathLike, *, policy: str = "drain", backend: str = "auto") -> Ledger:
+        """Reads an events file (``op,account,credit_id,timestamp,amount,expiration``)."""
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return cls._wrap(_core.Ledger.from_csv(path, policy, backend))
+
+    @classmethod
+    def from_arrow(
+        cls, data: Any, *, policy: str = "drain", backend: str = "auto", name: str | None = None
+    ) -> Ledger:
+        """Reads events from anything with ``__arrow_c_stream__``: a pyarrow Table or
+        RecordBatchReader, a Polars or pandas DataFrame, a DuckDB result. Batches are read
+        one at a time. ``name`` names the source in errors (default ``"arrow"``).
+
+        Column types: ``op``, ``account``, ``credit_id``: string, large_string,
+        string_view or a dictionary of those; ``timestamp``, ``amount``, ``expiration``:
+        integers (uint64 up to the int64 maximum). ``timestamp`` may instead be an Arrow
+        timestamp, and then ``expiration`` must be a duration of the same unit; queries
+        then take plain integers in that unit, or timestamps of that unit.
+        """
+        if not hasattr(data, "__arrow_c_stream__"):
+            raise TypeError(
+                f"expected an object with __arrow_c_stream__ (pyarrow, Polars, pandas, DuckDB), not {type(data).__name__}"
+            )
+        return cls._wrap(_core.Ledger.from_stream(data.__arrow_c_stream__(), name or "arrow", policy, backend))
+
+    @classmethod
+    def from_parquet(cls, path: PathLike, *, policy: str = "drain", backend: str = "auto") -> Ledger:
+        """Reads events from a Parquet file with pyarrow, batch by batch."""
+        _pyarrow("Ledger.from_parquet")
+        import pyarrow.parquet as pq
+
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(2, "No such file or directory", path)
+        with pq.ParquetFile(path) as file:
+            import pyarrow as pa
+
+            reader = pa.RecordBatchReader.from_batches(file.schema_arrow, file.iter_batches())
+            return cls._wrap(_core.Ledger.from_stream(reader.__arrow_c_stream__(), path, policy, backend))
+
+    # ---- what it holds ---------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """Where queries are answered: ``"cpu"`` or ``"cuda"``."""
+        return self._core.backend
+
+    @property
+    def policy(self) -> str:
+        return self._core.policy
+
+    @property
+    def source(self) -> str:
+        return self._core.source
+
+    @property
+    def event_count(self) -> int:
+        return self._core.event_count
+
+    @property
+    def account_count(self) -> int:
+        return self._core.account_count
+
+    @property
+    def time_unit(self) -> str | None:
+        """``"s"``, ``"ms"``, ``"us"`` or ``"ns"`` when the events' timestamps were an Arrow
+        timestamp type; ``None`` for plain integers."""
+        return self._core.time_unit
+
+    def accounts(self) -> list[str]:
+        """Every account, in order of first appearance."""
+        return self._core.accounts()
+
+    def __repr__(self) -> str:
+        return (
+            f"<gpucredit.Ledger {self.source!r}: {self.event_count} events, {self.account_count} accounts, "
+            f"policy={self.policy}, backend={self.backend}>"
+        )
+
+    # ---- queries ---------------------------------------------------------------------
+
+    def balance(self, account: str, timestamp: int) -> int | None:
+        """The balance of ``account`` at ``timestamp``; ``None`` when no credit is left or
+        the account is unknown."""
+        return self._core.balance(account, timestamp)
+
+    def balances(self, accounts: Any, timestamps: Any) -> pyarrow.Int64Array:
+        """Balances of the queries ``(accounts[i], timestamps[i])`` as a pyarrow int64
+        array, null for none. Either side may be a single value, repeated for every query.
+
+        ``accounts``: a str, a list of str, a NumPy array of str (or object), or an Arrow
+        string array (pyarrow, Polars; a dictionary array resolves each name once).
+        ``timestamps``: an int, a NumPy integer or datetime64 array, or an Arrow integer
+        or timestamp array. The answer's values are lent by the engine, not copied.
+        """
+        pa = _pyarrow("Ledger.balances")
+        return pa.array(self._query(accounts, timestamps))
+
+    def balances_numpy(self, accounts: Any, timestamps: Any) -> np.ma.MaskedArray:
+        """The same as :meth:`balances`, as a NumPy masked int64 array (masked: none).
+        Needs no pyarrow. ``.filled(0)`` gives plain int64 with 0 for none."""
+        values = self._query(accounts, timestamps).values()
+        return np.ma.MaskedArray(values, mask=values == 0)
+
+    def _query(self, accounts: Any, timestamps: Any) -> _core.Balances:
+        return self._core.query(_accounts_arg(accounts), self._times_arg(timestamps))
+
+    def _times_arg(self, timestamps: Any) -> Any:
+        if isinstance(timestamps, (int, np.integer)) and not isinstance(timestamps, (bool, np.bool_)):
+            return int(timestamps)
+        if _is_arrow(timestamps):
+            return timestamps
+        array = np.asarray(timestamps)
+        if array.ndim != 1:
+            raise ValueError(f"timestamps must be one-dimensional, not of shape {array.shape}")
+        if array.size == 0:
+            return np.empty(0, dtype=np.int64)
+        kind = array.dtype.kind
+        if kind == "M":
+            unit = np.datetime_data(array.dtype)[0]
+            if self.time_unit is None or unit != self.time_unit:
+                have = "plain integers" if self.time_unit is None else f"in {self.time_unit}"
+                raise TypeError(
+                    f"timestamps are datetime64[{unit}] but this ledger's times are {have}: convert them first"
+                )
+            nat = np.isnat(array)
+            if nat.any():
+                row = int(np.argmax(nat))
+                raise InputError(f"timestamps: row {row}: missing timestamp", "timestamps", None, row, "missing timestamp")
+            return np.ascontiguousarray(array).view(np.int64)
+        if kind == "u" and array.size and int(array.max()) > _INT64_MAX:
+            row = int(np.argmax(array > _INT64_MAX))
+            reason = "timestamp out of int64 range"
+            raise InputError(f"timestamps: row {row}: {reason}", "timestamps", None, row, reason)
+        if kind not in "iu":
+            raise TypeError(f"timestamps must be integers, not {array.dtype}")
+        return np.ascontiguousarray(array, dtype=np.int64)
+
+    # ---- the flattened ledger ----------------------------------------------------------
+
+    def intervals(self) -> pyarrow.Table:
+        """The interval table (SPEC section 5) as a pyarrow Table: ``account``,
+        ``credit_id`` (dictionary-encoded), ``begin``, ``end``, ``amount``; grouped by
+        account in order of first appearance, then by credit and begin. Account codes and
+        the three int64 columns are lent by the ledger, not copied."""
+        return _pyarrow("Ledger.intervals").table(self._core.intervals())
+
+    def shortfalls(self) -> pyarrow.Table:
+        """Uses not paid in full under ``drain``: ``account``, ``timestamp``, ``amount``
+        (the unpaid rest), in the order the ledger applied them."""
+        return _pyarrow("Ledger.shortfalls").table(self._core.usage(False))
+
+    def rejections(self) -> pyarrow.Table:
+        """Uses rejected under ``reject``: ``account``, ``timestamp``, ``amount``."""
+        return _pyarrow("Ledger.rejections").table(self._core.usage(True))
+
+
+def _accounts_arg(accounts: Any) -> Any:
+    if isinstance(accounts, (str, list)) or _is_arrow(accounts):
+        return accounts
+    array = np.asarray(accounts)
+    if array.ndim != 1:
+        raise ValueError(f"accounts must be one-dimensional, not of shape {array.shape}")
+    if array.size == 0:
+        return []
+    kind = array.dtype.kind
+    if kind == "U":  # fixed-width UCS-4: read in place as code points
+        width = array.dtype.itemsize // 4
+        return np.ascontiguousarray(array).view(np.uint32).reshape(len(array), width)
+    if kind == "S":
+        return np.ascontiguousarray(array).view(np.uint8).reshape(len(array), array.dtype.itemsize)
+    if kind in "OT":
+        return array.tolist()
+    raise TypeError(f"accounts must be text, not {array.dtype}")

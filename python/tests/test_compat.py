@@ -1,0 +1,110 @@
+"""The original interface, GPUCredit (SPEC sections 8 and 9)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gpucredit import GPUCredit, InputError
+
+
+def test_seed_example_1():
+    credit = GPUCredit()
+    credit.addCredit("microsoft", 10, 10, 30)
+    assert credit.getBalance("microsoft", 0) is None
+    assert credit.getBalance("microsoft", 10) == 10
+    assert credit.getBalance("microsoft", 40) == 10
+    assert credit.getBalance("microsoft", 41) is None
+
+
+def test_seed_example_2():
+    credit = GPUCredit()
+    credit.addCredit("acct", 40, 10, 50)  # amazon
+    credit.useCredit("acct", 30, 30)
+    assert credit.getBalance("acct", 40) == 10
+    credit.addCredit("acct", 20, 60, 10)  # google
+    assert credit.getBalance("acct", 60) == 30
+    assert credit.getBalance("acct", 61) == 20
+    assert credit.getBalance("acct", 70) == 20
+    assert credit.getBalance("acct", 71) is None
+
+
+def test_seed_edge_case():
+    credit = GPUCredit()
+    credit.addCredit("openai", 10, 10, 30)
+    credit.useCredit("openai", 10, 100000000)
+    assert credit.getBalance("openai", 10) is None
+    credit.addCredit("openai", 10, 20, 10)
+    assert credit.getBalance("openai", 20) == 10
+
+
+def test_answers_from_history():
+    credit = GPUCredit()
+    credit.addCredit("a", 100, 0, 1000)
+    credit.useCredit("a", 30, 60)
+    assert credit.getBalance("a", 20) == 100  # as it was at 20
+    assert credit.getBalance("a", 30) == 40
+    credit.useCredit("a", 10, 50)  # a late use is placed at its time
+    assert credit.getBalance("a", 20) == 50
+    assert credit.getBalance("a", 30) is None
+
+
+def test_accounts_do_not_interact():
+    credit = GPUCredit()
+    credit.addCredit("a", 5, 0, 10)
+    credit.useCredit("b", 1, 5)
+    assert credit.getBalance("a", 1) == 5
+    assert credit.getBalance("b", 1) is None
+    assert credit.getBalance("nobody", 1) is None
+
+
+def test_reject_policy():
+    credit = GPUCredit(policy="reject")
+    credit.addCredit("a", 5, 0, 10)
+    credit.useCredit("a", 1, 6)  # more than there is: changes nothing
+    assert credit.getBalance("a", 1) == 5
+    drain = GPUCredit()
+    drain.addCredit("a", 5, 0, 10)
+    drain.useCredit("a", 1, 6)
+    assert drain.getBalance("a", 1) is None
+
+
+def test_numpy_integers_and_keywords():
+    credit = GPUCredit()
+    credit.addCredit(creditId="a", amount=np.int64(7), timestamp=np.int32(1), expiration=np.uint8(9))
+    assert credit.getBalance("a", np.int64(10)) == 7
+    assert isinstance(credit.getBalance("a", 10), int)
+
+
+@pytest.mark.parametrize(
+    "call, reason",
+    [
+        (lambda c: c.addCredit("a", -1, 0, 10), "negative amount"),
+        (lambda c: c.addCredit("a", 1, 0, -10), "negative expiration"),
+        (lambda c: c.addCredit("a", 1, 2**63 - 1, 1), "timestamp + expiration beyond int64"),
+        (lambda c: c.addCredit("a", 2**63, 0, 1), "amount out of int64 range"),
+        (lambda c: c.useCredit("a", 5, -3), "negative amount"),
+        (lambda c: c.addCredit("a", 2**63 - 1, 0, 10), "balance beyond int64 at 0"),
+    ],
+)
+def test_bad_calls_raise_and_change_nothing(call, reason):
+    credit = GPUCredit()
+    credit.addCredit("a", 5, 0, 10)
+    with pytest.raises(InputError) as info:
+        call(credit)
+    assert info.value.reason == reason
+    assert info.value.source in ("addCredit", "useCredit")
+    assert info.value.row is None
+    assert credit.getBalance("a", 0) == 5 and credit.getBalance("a", 10) == 5
+    credit.useCredit("a", 1, 2)  # still usable
+    assert credit.getBalance("a", 1) == 3
+
+
+def test_wrong_types():
+    credit = GPUCredit()
+    with pytest.raises(TypeError):
+        credit.addCredit("a", 1.5, 0, 10)
+    with pytest.raises(TypeError):
+        credit.addCredit(7, 1, 0, 10)
+    with pytest.raises(ValueError):
+        GPUCredit(policy="borrow")
