@@ -160,6 +160,13 @@ std::int64_t whole(double v, int_problem& problem) noexcept {
 }
 }  // namespace
 
+bool column_view::may_have_nulls() const noexcept {
+  if (type_.is_null_type() || type_.physical == 'f' || type_.physical == 'g') return true;
+  if (array_->null_count != 0 && array_->buffers[0] != nullptr) return true;
+  const ArrowArray* d = array_->dictionary;
+  return type_.dictionary && d->null_count != 0 && d->buffers[0] != nullptr;
+}
+
 std::int64_t column_view::read_integer(const ArrowArray& a, char code, std::int64_t i,
                                        int_problem& problem) noexcept {
   const auto k = static_cast<std::size_t>(a.offset + i);

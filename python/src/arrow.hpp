@@ -102,6 +102,14 @@ class column_view {
   bool dictionary_null(std::int64_t k) const noexcept;
   std::string_view dictionary_text(std::int64_t k) const noexcept;
 
+  /// Whether some row may be null (false: none is).
+  bool may_have_nulls() const noexcept;
+  /// The raw values buffer (buffers[1]: the codes of a dictionary column) and the
+  /// chunk's offset into it.
+  const void* data() const noexcept { return array_->buffers[1]; }
+  std::int64_t offset() const noexcept { return array_->offset; }
+  char index_code() const noexcept { return type_.index; }
+
   /// For an int64-stored column with no nulls: its values in place; else nullptr.
   const std::int64_t* int64_values() const noexcept;
 

@@ -9,6 +9,8 @@
 #include <nanobind/stl/tuple.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -367,23 +369,34 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
 
 /// Balances answered for a batch of queries, lent to Arrow and NumPy.
 struct balance_result {
-  std::shared_ptr<std::vector<std::int64_t>> values;
+  std::shared_ptr<std::int64_t[]> values;  // every element written by the engine
+  std::size_t size = 0;
   std::shared_ptr<std::vector<std::uint8_t>> validity;  // built on first use
   std::int64_t null_count = 0;
 
   void build_validity() {
     if (validity) return;
-    const std::vector<std::int64_t>& v = *values;
-    auto bits =
-        std::make_shared<std::vector<std::uint8_t>>((v.size() + 7) / 8 + 1, std::uint8_t{0});
-    std::int64_t valid = 0;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const bool has = v[i] != 0;
-      (*bits)[i >> 3] =
-          static_cast<std::uint8_t>((*bits)[i >> 3] | (static_cast<unsigned>(has) << (i & 7U)));
-      valid += has ? 1 : 0;
-    }
-    null_count = static_cast<std::int64_t>(v.size()) - valid;
+    const std::int64_t* v = values.get();
+    const std::size_t bytes = (size + 7) / 8;
+    auto bits = std::make_shared<std::vector<std::uint8_t>>(bytes + 1);
+    const std::size_t parts = gc::detail::part_count(bytes, std::size_t{1} << 14);
+    std::vector<std::int64_t> valid(parts);
+    gc::detail::run_parts(parts, [&](std::size_t k) {
+      std::int64_t count = 0;
+      for (std::size_t b = bytes * k / parts; b < bytes * (k + 1) / parts; ++b) {
+        const std::size_t base = b * 8;
+        const std::size_t lanes = std::min<std::size_t>(8, size - base);
+        unsigned byte = 0;
+        for (std::size_t j = 0; j < lanes; ++j)
+          byte |= static_cast<unsigned>(v[base + j] != 0) << j;
+        (*bits)[b] = static_cast<std::uint8_t>(byte);
+        count += std::popcount(byte);
+      }
+      valid[k] = count;
+    });
+    std::int64_t total = 0;
+    for (std::int64_t c : valid) total += c;
+    null_count = static_cast<std::int64_t>(size) - total;
     validity = std::move(bits);
   }
 };
@@ -495,33 +508,73 @@ std::vector<gc::account_index> resolve_names(const gc::dictionary& names, std::s
     const std::size_t begin = count * k / parts;
     const std::size_t end = count * (k + 1) / parts;
     auto scratch = name_at.scratch();
-    std::string_view last;
-    gc::account_index last_index = gc::account_none;
-    bool have_last = false;
+    gc::account_index last = gc::account_none;
     for (std::size_t i = begin; i < end; ++i) {
-      const std::string_view name = name_at(i, scratch);
-      if (!have_last || name != last) {  // queries of one account usually come together
-        last_index = names.find(name).value_or(gc::account_none);
-        if (name_at.stable) {
-          last = name;
-          have_last = true;
-        }
-      }
-      out[i] = last_index;
+      // Queries of one account usually come together: a name equal to the one before
+      // is not looked up again.
+      if (i == begin || !name_at.same(i - 1, i))
+        last = names.find(name_at(i, scratch)).value_or(gc::account_none);
+      out[i] = last;
     }
   });
   return out;
 }
 
+/// Maps the codes of a dictionary column through `mapping` into `out`, in parallel.
+void map_codes(const ar::column_view& view, const std::vector<gc::account_index>& mapping,
+               gc::account_index* out, std::size_t first_row) {
+  const auto n = static_cast<std::size_t>(view.size());
+  const auto run = [&](const auto* codes) {
+    codes += view.offset();
+    const std::size_t parts = gc::detail::part_count(n, std::size_t{1} << 15);
+    gc::detail::run_parts(parts, [&](std::size_t k) {
+      for (std::size_t i = n * k / parts; i < n * (k + 1) / parts; ++i) {
+        const auto code = static_cast<std::uint64_t>(codes[i]);
+        if (code >= mapping.size())
+          throw row_error("accounts", first_row + i, "dictionary code out of range");
+        out[i] = mapping[code];
+      }
+    });
+  };
+  switch (view.index_code()) {
+    case 'c':
+      run(static_cast<const std::int8_t*>(view.data()));
+      break;
+    case 'C':
+      run(static_cast<const std::uint8_t*>(view.data()));
+      break;
+    case 's':
+      run(static_cast<const std::int16_t*>(view.data()));
+      break;
+    case 'S':
+      run(static_cast<const std::uint16_t*>(view.data()));
+      break;
+    case 'i':
+      run(static_cast<const std::int32_t*>(view.data()));
+      break;
+    case 'I':
+      run(static_cast<const std::uint32_t*>(view.data()));
+      break;
+    case 'l':
+      run(static_cast<const std::int64_t*>(view.data()));
+      break;
+    default:
+      run(static_cast<const std::uint64_t*>(view.data()));
+      break;
+  }
+}
+
 struct views_at {  // names already in memory (a list of str, an Arrow string column)
-  static constexpr bool stable = true;
+  bool same(std::size_t a, std::size_t b) const { return (*views)[a] == (*views)[b]; }
   const std::vector<std::string_view>* views;
   int scratch() const { return 0; }
   std::string_view operator()(std::size_t i, int /*unused*/) const { return (*views)[i]; }
 };
 
 struct ucs4_at {  // a NumPy 'U' array: fixed-width UCS-4, NUL-padded
-  static constexpr bool stable = false;
+  bool same(std::size_t a, std::size_t b) const {
+    return std::memcmp(data + a * width, data + b * width, width * sizeof(std::uint32_t)) == 0;
+  }
   const std::uint32_t* data;
   std::size_t width;
   std::string scratch() const { return {}; }
@@ -553,7 +606,9 @@ struct ucs4_at {  // a NumPy 'U' array: fixed-width UCS-4, NUL-padded
 };
 
 struct bytes_at {  // a NumPy 'S' array: fixed-width bytes, NUL-padded
-  static constexpr bool stable = true;
+  bool same(std::size_t a, std::size_t b) const {
+    return std::memcmp(data + a * width, data + b * width, width) == 0;
+  }
   const char* data;
   std::size_t width;
   int scratch() const { return 0; }
@@ -619,17 +674,18 @@ std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
   }
   count = column->length;
   nb::gil_scoped_release unlocked;
-  std::vector<gc::account_index> out;
-  out.reserve(static_cast<std::size_t>(column->length));
-  std::uint64_t row = 0;
+  std::vector<gc::account_index> out(static_cast<std::size_t>(column->length));
+  std::size_t row = 0;
   for (const auto& chunk : column->chunks) {
     const ar::column_view view(chunk->raw, column->schema.raw, type);
     const auto n = static_cast<std::size_t>(view.size());
-    for (std::size_t i = 0; i < n; ++i) {
-      if (view.is_null(static_cast<std::int64_t>(i)))
-        throw row_error("accounts", row + i, "missing account");
+    if (view.may_have_nulls()) {
+      for (std::size_t i = 0; i < n; ++i) {
+        if (view.is_null(static_cast<std::int64_t>(i)))
+          throw row_error("accounts", row + i, "missing account");
+      }
     }
-    if (view.is_dictionary()) {  // each distinct name looked up once
+    if (view.is_dictionary()) {  // each distinct name looked up once, then codes mapped
       std::vector<gc::account_index> mapping(static_cast<std::size_t>(view.dictionary_size()));
       for (std::size_t k = 0; k < mapping.size(); ++k) {
         const auto key = static_cast<std::int64_t>(k);
@@ -637,15 +693,12 @@ std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
                          ? gc::account_none
                          : names.find(view.dictionary_text(key)).value_or(gc::account_none);
       }
-      for (std::size_t i = 0; i < n; ++i) {
-        out.push_back(
-            mapping[static_cast<std::size_t>(view.dictionary_index(static_cast<std::int64_t>(i)))]);
-      }
+      map_codes(view, mapping, out.data() + row, row);
     } else {
       std::vector<std::string_view> views(n);
       for (std::size_t i = 0; i < n; ++i) views[i] = view.text(static_cast<std::int64_t>(i));
       const std::vector<gc::account_index> part = resolve_names(names, n, views_at{&views});
-      out.insert(out.end(), part.begin(), part.end());
+      std::copy(part.begin(), part.end(), out.begin() + static_cast<std::ptrdiff_t>(row));
     }
     row += n;
   }
@@ -734,15 +787,15 @@ balance_result py_ledger::query(nb::handle accounts, nb::handle timestamps) cons
   const std::size_t n = static_cast<std::size_t>(
       account_count >= 0 ? account_count : (time_count >= 0 ? time_count : 1));
   balance_result out;
-  out.values = std::make_shared<std::vector<std::int64_t>>();
+  out.values = std::make_unique_for_overwrite<std::int64_t[]>(n);
+  out.size = n;
   nb::gil_scoped_release unlocked;
   if (account_count < 0) resolved.assign(n, resolved[0]);  // broadcast one account
   if (time_count < 0) times.assign(n, times[0]);           // broadcast one time
   const std::span<const std::int64_t> t = times_in_place != nullptr
                                               ? std::span<const std::int64_t>(times_in_place, n)
                                               : std::span<const std::int64_t>(times);
-  out.values->resize(n);
-  state_->engine->balances(resolved, t, *out.values);
+  state_->engine->balances(resolved, t, std::span<std::int64_t>(out.values.get(), n));
   return out;
 }
 
@@ -909,12 +962,12 @@ NB_MODULE(_core, m) {
 
   nb::class_<balance_result>(m, "Balances",
                              "Balances of a batch of queries; 0 in values() is none.")
-      .def("__len__", [](const balance_result& r) { return r.values->size(); })
+      .def("__len__", [](const balance_result& r) { return r.size; })
       .def(
           "values",
           [](const balance_result& r) {
-            return nb::ndarray<nb::numpy, std::int64_t, nb::ndim<1>>(
-                r.values->data(), {r.values->size()}, owner_of(r.values));
+            return nb::ndarray<nb::numpy, std::int64_t, nb::ndim<1>>(r.values.get(), {r.size},
+                                                                     owner_of(r.values));
           },
           "The balances as a NumPy int64 array (lent, not copied); 0 means none.")
       .def(
@@ -936,8 +989,8 @@ NB_MODULE(_core, m) {
             ar::export_schema(ar::field_spec{"balance", "l", ARROW_FLAG_NULLABLE, {}, nullptr},
                               schema.get());
             ar::export_array(
-                ar::int64_column(static_cast<const std::int64_t*>(nonnull(r.values->data())),
-                                 static_cast<std::int64_t>(r.values->size()), r.values, r.validity,
+                ar::int64_column(static_cast<const std::int64_t*>(nonnull(r.values.get())),
+                                 static_cast<std::int64_t>(r.size), r.values, r.validity,
                                  r.null_count),
                 array.get());
             nb::object s = make_capsule(schema.release());
