@@ -28,9 +28,12 @@ std::string system_reason(const char* what, int errnum) {
   return std::string(what) + ": " + std::strerror(errnum);
 }
 
+
+}  // namespace
+
 // A field as an error message shows it: at most `quoted_bytes_max` bytes, in quotes,
 // control bytes written as \xHH so that the message stays one printable line.
-std::string shown(std::string_view field) {
+std::string detail::shown(std::string_view field) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string out = "'";
   for (const char c : field.substr(0, quoted_bytes_max)) {
@@ -47,8 +50,6 @@ std::string shown(std::string_view field) {
   out += "'";
   return out;
 }
-
-}  // namespace
 
 bool detail::valid_utf8(std::string_view text) noexcept {
   std::size_t i = 0;
@@ -407,7 +408,7 @@ std::int64_t parse_int(const record_reader& in, std::string_view field, const ch
   const auto [ptr, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
   if (ec == std::errc::result_out_of_range) in.fail(std::string(name) + " out of int64 range");
   if (ec != std::errc() || ptr != field.data() + field.size()) {
-    in.fail(std::string(name) + " is not an integer: " + shown(field));
+    in.fail(std::string(name) + " is not an integer: " + detail::shown(field));
   }
   return value;
 }
@@ -436,7 +437,7 @@ void expect_header(record_reader& in, std::vector<std::string_view>& fields, std
   }
   const std::string got = join(fields);
   if (got != header) {
-    in.fail("bad header " + shown(got) + " (expected '" + std::string(header) + "')");
+    in.fail("bad header " + detail::shown(got) + " (expected '" + std::string(header) + "')");
   }
 }
 
@@ -459,7 +460,7 @@ event_table read_events_from(record_reader& in) {
     expect_field_count(in, fields, 6);
     const std::string_view op_name = fields[0];
     const std::string_view account = fields[1];
-    if (op_name != "add" && op_name != "use") in.fail("unknown op " + shown(op_name));
+    if (op_name != "add" && op_name != "use") in.fail("unknown op " + detail::shown(op_name));
     if (account.empty()) in.fail("missing account");
     check_name(in, account, "account");
     check_name(in, fields[2], "credit_id");
@@ -469,7 +470,7 @@ event_table read_events_from(record_reader& in) {
       const timestamp_t expiration = parse_int(in, fields[5], "expiration");
       table.add(account, fields[2], at, amount, expiration, in.line());
     } else {
-      if (!fields[5].empty()) in.fail("use takes no expiration (got " + shown(fields[5]) + ")");
+      if (!fields[5].empty()) in.fail("use takes no expiration (got " + detail::shown(fields[5]) + ")");
       table.use(account, at, amount, in.line());
     }
   }

@@ -102,6 +102,9 @@ const char* use_problem(amount_t amount) noexcept;
 /// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
 /// nothing past U+10FFFF). Names (accounts, credit labels) must be, and hold no NUL.
 bool valid_utf8(std::string_view text) noexcept;
+/// A field as error messages show it: at most 40 bytes, in quotes, control bytes written
+/// as \xHH so that the message stays one line.
+std::string shown(std::string_view field);
 }  // namespace detail
 
 }  // namespace gpucredit

@@ -125,7 +125,9 @@ class Ledger:
             raise TypeError(
                 f"expected an object with __arrow_c_stream__ (pyarrow, Polars, pandas, DuckDB), not {type(data).__name__}"
             )
-        return cls._wrap(_core.Ledger.from_stream(data.__arrow_c_stream__(), name or "arrow", policy, backend))
+        rows = _row_count(data)
+        stream = data.__arrow_c_stream__()
+        return cls._wrap(_core.Ledger.from_stream(stream, name or "arrow", policy, backend, rows))
 
     @classmethod
     def from_parquet(cls, path: PathLike, *, policy: str = "drain", backend: str = "auto") -> Ledger:
@@ -140,7 +142,8 @@ class Ledger:
             import pyarrow as pa
 
             reader = pa.RecordBatchReader.from_batches(file.schema_arrow, file.iter_batches())
-            return cls._wrap(_core.Ledger.from_stream(reader.__arrow_c_stream__(), path, policy, backend))
+            rows = file.metadata.num_rows
+            return cls._wrap(_core.Ledger.from_stream(reader.__arrow_c_stream__(), path, policy, backend, rows))
 
     # ---- what it holds ---------------------------------------------------------------
 
@@ -257,6 +260,17 @@ class Ledger:
     def rejections(self) -> pyarrow.Table:
         """Uses rejected under ``reject``: ``account``, ``timestamp``, ``amount``."""
         return _pyarrow("Ledger.rejections").table(self._core.usage(True))
+
+
+def _row_count(data: Any) -> int:
+    """The row count of an in-memory table (pyarrow, Polars, pandas), else 0. Other
+    sources (a DuckDB result, a stream) are not asked: that could run them."""
+    if type(data).__module__.split(".")[0] not in ("pyarrow", "polars", "pandas"):
+        return 0
+    try:
+        return int(len(data))
+    except TypeError:  # a RecordBatchReader
+        return 0
 
 
 def _accounts_arg(accounts: Any) -> Any:

@@ -56,16 +56,23 @@ class row_error : public gc::error {
   std::string reason_;
 };
 
+/// Message text as a Python str; bytes that are not UTF-8 (a bad name quoted in a
+/// reason) become \xNN escapes rather than a second error.
+nb::object text(const std::string& s) {
+  return nb::steal(
+      PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "backslashreplace"));
+}
+
 /// Raises gpucredit._errors.<name>(message, source, line, row, reason).
-void raise_python(const char* name, const char* message, nb::object source, nb::object line,
+void raise_python(const char* name, const std::string& message, nb::object source, nb::object line,
                   nb::object row, nb::object reason) {
   try {
     nb::object cls = nb::module_::import_("gpucredit._errors").attr(name);
-    nb::object exc = cls(message, source, line, row, reason);
+    nb::object exc = cls(text(message), source, line, row, reason);
     PyErr_SetObject(cls.ptr(), exc.ptr());
   } catch (nb::python_error& e) {  // the package is not importable (a bare _core)
     e.discard_as_unraisable("gpucredit: raising an error");
-    PyErr_SetString(PyExc_ValueError, message);
+    PyErr_SetString(PyExc_ValueError, message.c_str());
   }
 }
 
@@ -73,12 +80,12 @@ void translate(const std::exception_ptr& p, void* /*payload*/) {
   try {
     std::rethrow_exception(p);
   } catch (const row_error& e) {
-    raise_python("InputError", e.what(), nb::str(e.source().c_str()), nb::none(), nb::int_(e.row()),
-                 nb::str(e.reason().c_str()));
+    raise_python("InputError", e.what(), text(e.source()), nb::none(), nb::int_(e.row()),
+                 text(e.reason()));
   } catch (const gc::input_error& e) {
-    raise_python("InputError", e.what(), nb::str(e.source().c_str()),
+    raise_python("InputError", e.what(), text(e.source()),
                  e.line() == 0 ? nb::none() : nb::object(nb::int_(e.line())), nb::none(),
-                 nb::str(e.reason().c_str()));
+                 text(e.reason()));
   } catch (const gc::backend_error& e) {
     raise_python("BackendError", e.what(), nb::none(), nb::none(), nb::none(), nb::none());
   } catch (const gc::error& e) {
@@ -86,21 +93,13 @@ void translate(const std::exception_ptr& p, void* /*payload*/) {
   }
 }
 
-/// A name or value as error messages show it: quoted, cut at 40 bytes.
-std::string shown(std::string_view text) {
-  constexpr std::size_t max = 40;
-  std::string out = "'";
-  out.append(text.substr(0, max));
-  if (text.size() > max) out += "...";
-  return out + "'";
-}
-
 // ---- arguments ----------------------------------------------------------------------
 
 gc::overdraft_policy parse_policy(std::string_view name) {
   if (name == "drain") return gc::overdraft_policy::drain;
   if (name == "reject") return gc::overdraft_policy::reject;
-  throw nb::value_error(("policy must be 'drain' or 'reject', not " + shown(name)).c_str());
+  throw nb::value_error(
+      ("policy must be 'drain' or 'reject', not " + gc::detail::shown(name)).c_str());
 }
 
 /// A Python integer (or anything with __index__) as int64; InputError past int64.
@@ -227,7 +226,8 @@ struct event_columns {
 };
 
 /// Reads events from an Arrow stream of record batches into `state.events`.
-void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std::string& source) {
+void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std::string& source,
+                       std::uint64_t rows_hint) {
   ar::owned_schema schema;
   if (stream.get_schema(&stream, &schema.raw) != 0)
     throw gc::input_error(source, 0, stream_error(stream, "no schema"));
@@ -298,6 +298,10 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
 
   gc::event_table& events = state.events;
   events.source = source;
+  // Columns sized once when the caller knows the row count: regrowing them would copy
+  // every column several times over.
+  if (rows_hint > 0)
+    events.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(rows_hint, gc::events_max)));
 
   std::uint64_t row = 0;
   for (;;) {  // batch by batch: a stream larger than memory as Arrow is fine
@@ -320,15 +324,22 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
     const ar::column_view timestamp = *view(at.timestamp);
     const ar::column_view amount = *view(at.amount);
     const std::optional<ar::column_view> expiration = view(at.expiration);
+    std::string_view last_account;  // checked names, as views into this batch
+    std::string_view last_label;
     for (std::int64_t j = 0; j < batch.length; ++j, ++row) {
       const std::int64_t i = j + batch.offset;
       const auto bad = [&](const std::string& reason) { throw row_error(source, row, reason); };
-      const auto text = [&](const ar::column_view& c, const char* name) {
+      // Names must be text (UTF-8, no NUL); a name equal to the row before's is not
+      // checked again.
+      const auto text = [&](const ar::column_view& c, const char* name,
+                            std::string_view& previous) {
         if (c.is_null(i)) bad(std::string("missing ") + name);
         const std::string_view v = c.text(i);
+        if (v.data() == previous.data() && v.size() == previous.size()) return v;
         if (std::memchr(v.data(), '\0', v.size()) != nullptr)
           bad(std::string("NUL byte in ") + name);
         if (!gc::detail::valid_utf8(v)) bad(std::string("invalid UTF-8 in ") + name);
+        previous = v;
         return v;
       };
       const auto integer = [&](const ar::column_view& c, const char* name) {
@@ -340,13 +351,15 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
         if (problem == ar::int_problem::not_integer) bad(std::string(name) + " is not an integer");
         return v;
       };
-      const std::string_view op_name = text(op, "op");
+      if (op.is_null(i)) bad("missing op");
+      const std::string_view op_name = op.text(i);
       const bool is_add = op_name == "add";
-      if (!is_add && op_name != "use") bad("unknown op " + shown(op_name));
-      const std::string_view account_name = text(account, "account");
+      if (!is_add && op_name != "use") bad("unknown op " + gc::detail::shown(op_name));
+      const std::string_view account_name = text(account, "account", last_account);
       if (account_name.empty()) bad("missing account");
-      const std::string_view label =
-          credit && !credit->is_null(i) ? text(*credit, "credit_id") : std::string_view();
+      const std::string_view label = credit && !credit->is_null(i)
+                                         ? text(*credit, "credit_id", last_label)
+                                         : std::string_view();
       const std::int64_t t = integer(timestamp, "timestamp");
       const std::int64_t value = integer(amount, "amount");
       try {
@@ -448,14 +461,15 @@ class py_ledger {
   }
 
   static py_ledger from_stream(nb::handle capsule, const std::string& source,
-                               std::string_view policy, const std::string& backend) {
+                               std::string_view policy, const std::string& backend,
+                               std::uint64_t rows_hint) {
     auto state = std::make_shared<ledger_state>();
     state->policy = parse_policy(policy);
     state->arrow_source = true;
     ar::owned_stream stream;
     take_capsule(capsule, "arrow_array_stream", stream.raw);
     nb::gil_scoped_release unlocked;
-    read_arrow_events(*state, stream.raw, source);
+    read_arrow_events(*state, stream.raw, source, rows_hint);
     finish(*state, backend);
     return py_ledger(std::move(state));
   }
@@ -1015,9 +1029,9 @@ NB_MODULE(_core, m) {
       .def_static("from_csv", &py_ledger::from_csv, nb::arg("path"), nb::arg("policy"),
                   nb::arg("backend"))
       .def_static("from_stream", &py_ledger::from_stream, nb::arg("stream"), nb::arg("source"),
-                  nb::arg("policy"), nb::arg("backend"),
+                  nb::arg("policy"), nb::arg("backend"), nb::arg("rows_hint") = 0,
                   nb::sig("def from_stream(stream: types.CapsuleType, source: str, policy: str, "
-                          "backend: str) -> Ledger"))
+                          "backend: str, rows_hint: int = 0) -> Ledger"))
       .def_prop_ro("backend", &py_ledger::backend)
       .def_prop_ro("policy", &py_ledger::policy)
       .def_prop_ro("source", &py_ledger::source)

@@ -54,6 +54,8 @@ def test_bad_rows(changes, row, reason):
 def test_bad_utf8_in_a_column():
     binary = pa.array([b"a", b"\xff"], pa.binary()).cast(pa.string(), safe=False)  # unvalidated bytes
     assert raises(table(account=binary)).reason == "invalid UTF-8 in account"
+    op = pa.array([b"add", b"r\xe9fund\x01"], pa.binary()).cast(pa.string(), safe=False)
+    assert raises(table(op=op)).reason == "unknown op 'r\\xe9fund\\x01'"  # shown as text, not raised again
 
 
 @pytest.mark.parametrize(
