@@ -23,7 +23,7 @@ from . import _core
 from ._errors import BackendError, Error, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow
+    import pyarrow  # type: ignore[import-untyped, unused-ignore]
 
 __version__: str = _core.version()
 __all__ = ["GPUCredit", "Ledger", "Error", "InputError", "BackendError", "backends", "read_queries", "__version__"]
@@ -54,7 +54,7 @@ def read_queries(path: PathLike) -> pyarrow.Table:
 
 def _pyarrow(what: str) -> Any:
     try:
-        import pyarrow
+        import pyarrow  # type: ignore[import-untyped, unused-ignore]
     except ImportError as e:  # pragma: no cover - exercised only without pyarrow
         raise ImportError(f"{what} needs pyarrow: pip install 'gpucredit[arrow]'") from e
     return pyarrow
@@ -79,7 +79,8 @@ class Ledger:
     source, and the reason; no ledger is made then.
     """
 
-    __slots__ = ("_core",)
+    __slots__ = ("_impl",)
+    _impl: _core.Ledger
 
     def __init__(
         self, source: PathLike | Any, *, policy: str = "drain", backend: str = "auto", name: str | None = None
@@ -87,16 +88,16 @@ class Ledger:
         if isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
             if path.lower().endswith((".parquet", ".pq")):
-                self._core = Ledger.from_parquet(path, policy=policy, backend=backend)._core
+                self._impl = Ledger.from_parquet(path, policy=policy, backend=backend)._impl
             else:
-                self._core = Ledger.from_csv(path, policy=policy, backend=backend)._core
+                self._impl = Ledger.from_csv(path, policy=policy, backend=backend)._impl
         else:
-            self._core = Ledger.from_arrow(source, policy=policy, backend=backend, name=name)._core
+            self._impl = Ledger.from_arrow(source, policy=policy, backend=backend, name=name)._impl
 
     @classmethod
     def _wrap(cls, core: _core.Ledger) -> Ledger:
         ledger = cls.__new__(cls)
-        ledger._core = core
+        ledger._impl = core
         return ledger
 
     @classmethod
@@ -133,13 +134,13 @@ class Ledger:
     def from_parquet(cls, path: PathLike, *, policy: str = "drain", backend: str = "auto") -> Ledger:
         """Reads events from a Parquet file with pyarrow, batch by batch."""
         _pyarrow("Ledger.from_parquet")
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(2, "No such file or directory", path)
         with pq.ParquetFile(path) as file:
-            import pyarrow as pa
+            import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
 
             reader = pa.RecordBatchReader.from_batches(file.schema_arrow, file.iter_batches())
             rows = file.metadata.num_rows
@@ -150,33 +151,33 @@ class Ledger:
     @property
     def backend(self) -> str:
         """Where queries are answered: ``"cpu"`` or ``"cuda"``."""
-        return self._core.backend
+        return self._impl.backend
 
     @property
     def policy(self) -> str:
-        return self._core.policy
+        return self._impl.policy
 
     @property
     def source(self) -> str:
-        return self._core.source
+        return self._impl.source
 
     @property
     def event_count(self) -> int:
-        return self._core.event_count
+        return self._impl.event_count
 
     @property
     def account_count(self) -> int:
-        return self._core.account_count
+        return self._impl.account_count
 
     @property
     def time_unit(self) -> str | None:
         """``"s"``, ``"ms"``, ``"us"`` or ``"ns"`` when the events' timestamps were an Arrow
         timestamp type; ``None`` for plain integers."""
-        return self._core.time_unit
+        return self._impl.time_unit
 
     def accounts(self) -> list[str]:
         """Every account, in order of first appearance."""
-        return self._core.accounts()
+        return self._impl.accounts()
 
     def __repr__(self) -> str:
         return (
@@ -189,7 +190,7 @@ class Ledger:
     def balance(self, account: str, timestamp: int) -> int | None:
         """The balance of ``account`` at ``timestamp``; ``None`` when no credit is left or
         the account is unknown."""
-        return self._core.balance(account, timestamp)
+        return self._impl.balance(account, timestamp)
 
     def balances(self, accounts: Any, timestamps: Any) -> pyarrow.Int64Array:
         """Balances of the queries ``(accounts[i], timestamps[i])`` as a pyarrow int64
@@ -210,7 +211,7 @@ class Ledger:
         return np.ma.MaskedArray(values, mask=values == 0)
 
     def _query(self, accounts: Any, timestamps: Any) -> _core.Balances:
-        return self._core.query(_accounts_arg(accounts), self._times_arg(timestamps))
+        return self._impl.query(_accounts_arg(accounts), self._times_arg(timestamps))
 
     def _times_arg(self, timestamps: Any) -> Any:
         if isinstance(timestamps, (int, np.integer)) and not isinstance(timestamps, (bool, np.bool_)):
@@ -250,16 +251,16 @@ class Ledger:
         ``credit_id`` (dictionary-encoded), ``begin``, ``end``, ``amount``; grouped by
         account in order of first appearance, then by credit and begin. Account codes and
         the three int64 columns are lent by the ledger, not copied."""
-        return _pyarrow("Ledger.intervals").table(self._core.intervals())
+        return _pyarrow("Ledger.intervals").table(self._impl.intervals())
 
     def shortfalls(self) -> pyarrow.Table:
         """Uses not paid in full under ``drain``: ``account``, ``timestamp``, ``amount``
         (the unpaid rest), in the order the ledger applied them."""
-        return _pyarrow("Ledger.shortfalls").table(self._core.usage(False))
+        return _pyarrow("Ledger.shortfalls").table(self._impl.usage(False))
 
     def rejections(self) -> pyarrow.Table:
         """Uses rejected under ``reject``: ``account``, ``timestamp``, ``amount``."""
-        return _pyarrow("Ledger.rejections").table(self._core.usage(True))
+        return _pyarrow("Ledger.rejections").table(self._impl.usage(True))
 
 
 def _row_count(data: Any) -> int:

@@ -1030,7 +1030,7 @@ NB_MODULE(_core, m) {
                   nb::arg("backend"))
       .def_static("from_stream", &py_ledger::from_stream, nb::arg("stream"), nb::arg("source"),
                   nb::arg("policy"), nb::arg("backend"), nb::arg("rows_hint") = 0,
-                  nb::sig("def from_stream(stream: types.CapsuleType, source: str, policy: str, "
+                  nb::sig("def from_stream(stream: object, source: str, policy: str, "
                           "backend: str, rows_hint: int = 0) -> Ledger"))
       .def_prop_ro("backend", &py_ledger::backend)
       .def_prop_ro("policy", &py_ledger::policy)
