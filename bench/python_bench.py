@@ -25,34 +25,10 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def best_of(repeats, fn):
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
-def cli_run(cli, events, queries, out):
-    """`gpucredit balances --timings`: (process wall seconds, {phase: seconds})."""
-    start = time.perf_counter()
-    done = subprocess.run([cli, "balances", "--events", events, "--queries", queries, "--out", out, "--timings"],
-                          check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    phases = {}
-    for line in done.stderr.splitlines():
-        name, seconds, _ = line.removeprefix("gpucredit: ").rsplit(" ", 2)
-        phases[name.strip()] = float(seconds)
-    return wall, phases
 
 
 def main():
@@ -76,6 +52,8 @@ def main():
         sys.exit(f"no gpucredit CLI at {cli}: pass --cli")
     sys.path.insert(0, HERE)
     import fleet
+    from peers import best_of
+    from peers import cli_timings as cli_run
 
     rows = []  # (comparison, contender, seconds, baseline seconds, baseline name)
     with tempfile.TemporaryDirectory() as tmp:

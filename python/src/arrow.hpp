@@ -14,37 +14,22 @@
 namespace gpucredit::arrow {
 
 // ---- owning handles ---------------------------------------------------------------
-// Each releases what it holds (when the producer has not been moved from) on destruction.
 
-struct owned_schema {
-  ArrowSchema raw{};
-  owned_schema() = default;
-  owned_schema(const owned_schema&) = delete;
-  owned_schema& operator=(const owned_schema&) = delete;
-  ~owned_schema() {
+/// Owns one C structure of the interface (ArrowSchema, ArrowArray, ArrowArrayStream):
+/// releases it on destruction unless it was released or moved from (release == null).
+template <class T>
+struct owned {
+  T raw{};
+  owned() = default;
+  owned(const owned&) = delete;
+  owned& operator=(const owned&) = delete;
+  ~owned() {
     if (raw.release != nullptr) raw.release(&raw);
   }
 };
-
-struct owned_array {
-  ArrowArray raw{};
-  owned_array() = default;
-  owned_array(const owned_array&) = delete;
-  owned_array& operator=(const owned_array&) = delete;
-  ~owned_array() {
-    if (raw.release != nullptr) raw.release(&raw);
-  }
-};
-
-struct owned_stream {
-  ArrowArrayStream raw{};
-  owned_stream() = default;
-  owned_stream(const owned_stream&) = delete;
-  owned_stream& operator=(const owned_stream&) = delete;
-  ~owned_stream() {
-    if (raw.release != nullptr) raw.release(&raw);
-  }
-};
+using owned_schema = owned<ArrowSchema>;
+using owned_array = owned<ArrowArray>;
+using owned_stream = owned<ArrowArrayStream>;
 
 // ---- types --------------------------------------------------------------------------
 

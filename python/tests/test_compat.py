@@ -29,6 +29,19 @@ def test_seed_example_2():
     assert credit.getBalance("acct", 71) is None
 
 
+def test_seed_example_2_with_the_credit_names_as_accounts():
+    # SPEC section 8's calls taken literally: the first argument names the account, so
+    # amazon and google are two accounts whose balances add up to the one-account figures.
+    credit = GPUCredit()
+    credit.addCredit("amazon", 40, 10, 50)
+    credit.useCredit("amazon", 30, 30)
+    assert credit.getBalance("amazon", 40) == 10
+    credit.addCredit("google", 20, 60, 10)
+    both = {t: (credit.getBalance("amazon", t) or 0) + (credit.getBalance("google", t) or 0) for t in (60, 61, 70, 71)}
+    assert both == {60: 30, 61: 20, 70: 20, 71: 0}
+    assert credit.getBalance("google", 59) is None and credit.getBalance("amazon", 60) == 10
+
+
 def test_seed_edge_case():
     credit = GPUCredit()
     credit.addCredit("openai", 10, 10, 30)
