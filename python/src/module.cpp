@@ -335,7 +335,7 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
                             std::string_view& previous) {
         if (c.is_null(i)) bad(std::string("missing ") + name);
         const std::string_view v = c.text(i);
-        if (v.data() == previous.data() && v.size() == previous.size()) return v;
+        if (v == previous) return v;
         if (std::memchr(v.data(), '\0', v.size()) != nullptr)
           bad(std::string("NUL byte in ") + name);
         if (!gc::detail::valid_utf8(v)) bad(std::string("invalid UTF-8 in ") + name);
