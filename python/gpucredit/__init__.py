@@ -118,7 +118,9 @@ class Ledger:
 
         Column types: ``op``, ``account``, ``credit_id``: string, large_string,
         string_view or a dictionary of those; ``timestamp``, ``amount``, ``expiration``:
-        integers (uint64 up to the int64 maximum). ``timestamp`` may instead be an Arrow
+        integers (uint64 up to the int64 maximum), or floats holding whole numbers (NaN
+        is missing, as pandas writes gaps). A column of nulls only is fine where no row
+        needs a value. Other columns are ignored. ``timestamp`` may instead be an Arrow
         timestamp, and then ``expiration`` must be a duration of the same unit; queries
         then take plain integers in that unit, or timestamps of that unit.
         """
