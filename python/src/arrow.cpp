@@ -123,7 +123,7 @@ std::string describe(const ArrowSchema& schema) {
 
 // ---- reading ------------------------------------------------------------------------
 
-column_view::column_view(const ArrowArray& array, const ArrowSchema& /*schema*/, column_type type)
+column_view::column_view(const ArrowArray& array, column_type type)
     : array_(&array), type_(std::move(type)) {}
 
 bool column_view::read_null(const ArrowArray& a, std::int64_t i) noexcept {

@@ -69,7 +69,7 @@ enum class int_problem : std::uint8_t { none, out_of_range, not_integer };
 /// Random access to one column of one chunk of a supported type.
 class column_view {
  public:
-  column_view(const ArrowArray& array, const ArrowSchema& schema, column_type type);
+  column_view(const ArrowArray& array, column_type type);
 
   std::int64_t size() const noexcept { return array_->length; }
   /// Whether row `i` holds no value (null; NaN in a float column).

@@ -175,7 +175,7 @@ void read_stream(ArrowArrayStream& stream, ar::owned_schema& schema,
   }
 }
 
-/// The column `obj` exports through __arrow_c_array__ or __arrow_c_stream__, or nullopt.
+/// The column `obj` exports through __arrow_c_array__ or __arrow_c_stream__, or null.
 std::unique_ptr<arrow_column> import_column(nb::handle obj) {
   auto column = std::make_unique<arrow_column>();
   if (nb::hasattr(obj, "__arrow_c_array__")) {
@@ -206,8 +206,10 @@ struct ledger_state {
   std::unique_ptr<gc::engine> engine;
   gc::overdraft_policy policy = gc::overdraft_policy::drain;
   std::string time_format = "l";  ///< the Arrow type of times: "l", or "tsu:UTC" and the like
-  char time_unit = 0;             ///< s m u n for Arrow timestamps, 0 for plain integers
   bool arrow_source = false;      ///< rows, not lines, locate events
+
+  /// s m u n for Arrow timestamps, 0 for plain integers.
+  char time_unit() const noexcept { return time_format.starts_with("ts") ? time_format[2] : 0; }
 };
 
 void finish(ledger_state& state, std::string_view backend) {
@@ -293,7 +295,6 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
                                 : std::string("an integer")));
     }
   }
-  state.time_unit = ts_type.time == 't' ? ts_type.unit : 0;
   state.time_format = ts_type.time == 't' ? ts_type.format : "l";
 
   gc::event_table& events = state.events;
@@ -315,8 +316,7 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
       throw gc::input_error(source, 0, "a batch does not match the schema");
     const auto view = [&](int index) -> std::optional<ar::column_view> {
       if (index < 0) return std::nullopt;
-      return ar::column_view(*batch.children[index], *s.children[index],
-                             types[static_cast<std::size_t>(index)]);
+      return ar::column_view(*batch.children[index], types[static_cast<std::size_t>(index)]);
     };
     const ar::column_view op = *view(at.op);
     const ar::column_view account = *view(at.account);
@@ -426,10 +426,19 @@ const void* nonnull(const void* p) {
   return p != nullptr ? p : empty;
 }
 
-/// A dictionary<int32, string> column: indices `codes` into `names`.
-std::pair<ar::field_spec, std::shared_ptr<ar::array_data>> dictionary_column(
-    const std::string& name, const gc::dictionary& names, const std::int32_t* codes,
-    std::int64_t length, std::shared_ptr<const void> owner) {
+/// One column of a table to lend out: its type and its data.
+using table_column = std::pair<ar::field_spec, std::shared_ptr<const ar::array_data>>;
+
+/// A dictionary<int32, string> column: `length` codes into `names`, kept alive by
+/// `owner`. `codes` may be the library's uint32 indices: below 2^31 (checked here: more
+/// names throw) they read the same as int32.
+table_column dictionary_column(const std::string& name, const gc::dictionary& names,
+                               const void* codes, std::int64_t length,
+                               std::shared_ptr<const void> owner) {
+  if (names.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+    throw gc::error("more than 2^31 - 1 names in column '" + name +
+                    "': cannot hand out dictionary codes");
+  }
   std::vector<std::string_view> values(names.size());
   for (std::uint32_t k = 0; k < names.size(); ++k) values[k] = names[k];
   auto [dict, format] = ar::string_column(values);
@@ -444,6 +453,31 @@ std::pair<ar::field_spec, std::shared_ptr<ar::array_data>> dictionary_column(
   data->owners.push_back(std::move(owner));
   data->dictionary = std::move(dict);
   return {std::move(spec), std::move(data)};
+}
+
+/// An int64-stored column over `values` (Arrow type `format`: "l", or a timestamp),
+/// kept alive by `owner`.
+table_column int64_column(const std::string& name, const std::string& format,
+                          const std::vector<std::int64_t>& values,
+                          std::shared_ptr<const void> owner) {
+  return {ar::field_spec{name, format, 0, {}, nullptr},
+          ar::int64_column(static_cast<const std::int64_t*>(nonnull(values.data())),
+                           static_cast<std::int64_t>(values.size()), std::move(owner))};
+}
+
+/// A one-batch table of `columns`, each `length` rows long.
+exported_table make_table(std::int64_t length, std::vector<table_column> columns) {
+  exported_table table;
+  table.schema = ar::field_spec{"", "+s", 0, {}, nullptr};
+  auto batch = std::make_shared<ar::array_data>();
+  batch->length = length;
+  batch->buffers = {nullptr};
+  for (auto& [spec, data] : columns) {
+    table.schema.children.push_back(std::move(spec));
+    batch->children.push_back(std::move(data));
+  }
+  table.batch = std::move(batch);
+  return table;
 }
 
 class py_ledger {
@@ -481,8 +515,8 @@ class py_ledger {
   std::size_t account_count() const { return state_->result.account_count; }
   std::size_t interval_count() const { return state_->result.intervals.size(); }
   std::optional<std::string> time_unit() const {
-    if (state_->time_unit == 0) return std::nullopt;
-    return std::string(ar::unit_name(state_->time_unit));
+    if (state_->time_unit() == 0) return std::nullopt;
+    return std::string(ar::unit_name(state_->time_unit()));
   }
   std::vector<std::string> accounts() const {
     std::vector<std::string> out;
@@ -691,7 +725,7 @@ std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
   std::vector<gc::account_index> out(static_cast<std::size_t>(column->length));
   std::size_t row = 0;
   for (const auto& chunk : column->chunks) {
-    const ar::column_view view(chunk->raw, column->schema.raw, type);
+    const ar::column_view view(chunk->raw, type);
     const auto n = static_cast<std::size_t>(view.size());
     if (view.may_have_nulls()) {
       for (std::size_t i = 0; i < n; ++i) {
@@ -747,15 +781,15 @@ std::vector<std::int64_t> py_ledger::read_times(nb::handle timestamps, std::int6
   if (!type.is_integer() || type.time == 'D') {
     wrong("timestamps must be integers or timestamps, not " + ar::describe(column->schema.raw));
   }
-  if (type.time == 't' && type.unit != state_->time_unit) {
+  if (type.time == 't' && type.unit != state_->time_unit()) {
     wrong("timestamps are " + ar::describe(column->schema.raw) + " but this ledger's times are " +
-          (state_->time_unit == 0 ? std::string("plain integers")
-                                  : "in " + std::string(ar::unit_name(state_->time_unit))) +
+          (state_->time_unit() == 0 ? std::string("plain integers")
+                                    : "in " + std::string(ar::unit_name(state_->time_unit()))) +
           ": cast them first");
   }
   count = column->length;
   if (column->chunks.size() == 1) {
-    const ar::column_view view(column->chunks[0]->raw, column->schema.raw, type);
+    const ar::column_view view(column->chunks[0]->raw, type);
     if (const std::int64_t* values = view.int64_values()) {  // lent as it is
       in_place = values;
       struct holder {
@@ -771,7 +805,7 @@ std::vector<std::int64_t> py_ledger::read_times(nb::handle timestamps, std::int6
   out.reserve(static_cast<std::size_t>(column->length));
   std::uint64_t row = 0;
   for (const auto& chunk : column->chunks) {
-    const ar::column_view view(chunk->raw, column->schema.raw, type);
+    const ar::column_view view(chunk->raw, type);
     for (std::int64_t i = 0; i < view.size(); ++i, ++row) {
       if (view.is_null(i)) throw row_error("timestamps", row, "missing timestamp");
       ar::int_problem problem = ar::int_problem::none;
@@ -817,99 +851,42 @@ exported_table py_ledger::intervals() const {
   const ledger_state& s = *state_;
   const gc::interval_table& rows = s.result.intervals;
   const auto length = static_cast<std::int64_t>(rows.size());
-  if (s.events.accounts.size() >
-          static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()) ||
-      s.events.credit_labels.size() >
-          static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
-    throw gc::error(
-        "more than 2^31 - 1 accounts or credit labels: cannot hand out dictionary codes");
-  }
   // Account codes are the table's own indices (uint32 below 2^31, read as int32);
   // credit codes are gathered from the event table.
   auto credit_codes = std::make_shared<std::vector<std::int32_t>>(rows.size());
   for (std::size_t i = 0; i < rows.size(); ++i) {
     (*credit_codes)[i] = static_cast<std::int32_t>(s.events.credit[rows.credit[i]]);
   }
-  auto [account_spec, account_data] =
-      dictionary_column("account", s.events.accounts,
-                        reinterpret_cast<const std::int32_t*>(rows.account.data()), length, state_);
-  auto [credit_spec, credit_data] = dictionary_column("credit_id", s.events.credit_labels,
-                                                      credit_codes->data(), length, credit_codes);
-  exported_table table;
-  table.schema = ar::field_spec{"", "+s", 0, {}, nullptr};
-  table.schema.children = {account_spec,
-                           credit_spec,
-                           {"begin", s.time_format, 0, {}, nullptr},
-                           {"end", s.time_format, 0, {}, nullptr},
-                           {"amount", "l", 0, {}, nullptr}};
-  auto batch = std::make_shared<ar::array_data>();
-  batch->length = length;
-  batch->buffers = {nullptr};
-  batch->children = {
-      account_data, credit_data,
-      ar::int64_column(static_cast<const std::int64_t*>(nonnull(rows.begin.data())), length,
-                       state_),
-      ar::int64_column(static_cast<const std::int64_t*>(nonnull(rows.end.data())), length, state_),
-      ar::int64_column(static_cast<const std::int64_t*>(nonnull(rows.amount.data())), length,
-                       state_)};
-  table.batch = std::move(batch);
-  return table;
+  return make_table(
+      length, {dictionary_column("account", s.events.accounts, rows.account.data(), length, state_),
+               dictionary_column("credit_id", s.events.credit_labels, credit_codes->data(), length,
+                                 credit_codes),
+               int64_column("begin", s.time_format, rows.begin, state_),
+               int64_column("end", s.time_format, rows.end, state_),
+               int64_column("amount", "l", rows.amount, state_)});
 }
 
 exported_table py_ledger::usage(bool rejected) const {
   const ledger_state& s = *state_;
   const gc::usage_table& rows = rejected ? s.result.rejections : s.result.shortfalls;
   const auto length = static_cast<std::int64_t>(rows.size());
-  if (s.events.accounts.size() >
-      static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
-    throw gc::error("more than 2^31 - 1 accounts: cannot hand out dictionary codes");
-  }
-  auto [account_spec, account_data] =
-      dictionary_column("account", s.events.accounts,
-                        reinterpret_cast<const std::int32_t*>(rows.account.data()), length, state_);
-  exported_table table;
-  table.schema = ar::field_spec{"", "+s", 0, {}, nullptr};
-  table.schema.children = {
-      account_spec, {"timestamp", s.time_format, 0, {}, nullptr}, {"amount", "l", 0, {}, nullptr}};
-  auto batch = std::make_shared<ar::array_data>();
-  batch->length = length;
-  batch->buffers = {nullptr};
-  batch->children = {
-      account_data,
-      ar::int64_column(static_cast<const std::int64_t*>(nonnull(rows.timestamp.data())), length,
-                       state_),
-      ar::int64_column(static_cast<const std::int64_t*>(nonnull(rows.amount.data())), length,
-                       state_)};
-  table.batch = std::move(batch);
-  return table;
+  return make_table(
+      length, {dictionary_column("account", s.events.accounts, rows.account.data(), length, state_),
+               int64_column("timestamp", s.time_format, rows.timestamp, state_),
+               int64_column("amount", "l", rows.amount, state_)});
 }
 
 /// A queries file (account,timestamp) as a table: account dictionary-encoded.
 exported_table read_queries(const std::string& path) {
-  auto batch_owner = std::make_shared<gc::query_batch>();
+  auto queries = std::make_shared<gc::query_batch>();
   {
     nb::gil_scoped_release unlocked;
-    *batch_owner = gc::read_queries(path);
+    *queries = gc::read_queries(path);
   }
-  const gc::query_batch& q = *batch_owner;
-  if (q.accounts.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
-    throw gc::error("more than 2^31 - 1 accounts: cannot hand out dictionary codes");
-  }
-  const auto length = static_cast<std::int64_t>(q.size());
-  auto [account_spec, account_data] = dictionary_column(
-      "account", q.accounts, reinterpret_cast<const std::int32_t*>(q.account.data()), length,
-      batch_owner);
-  exported_table table;
-  table.schema = ar::field_spec{"", "+s", 0, {}, nullptr};
-  table.schema.children = {account_spec, {"timestamp", "l", 0, {}, nullptr}};
-  auto batch = std::make_shared<ar::array_data>();
-  batch->length = length;
-  batch->buffers = {nullptr};
-  batch->children = {account_data,
-                     ar::int64_column(static_cast<const std::int64_t*>(nonnull(q.timestamp.data())),
-                                      length, batch_owner)};
-  table.batch = std::move(batch);
-  return table;
+  const auto length = static_cast<std::int64_t>(queries->size());
+  return make_table(length, {dictionary_column("account", queries->accounts,
+                                               queries->account.data(), length, queries),
+                             int64_column("timestamp", "l", queries->timestamp, queries)});
 }
 
 template <class T>
