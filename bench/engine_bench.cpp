@@ -239,7 +239,7 @@ void BM_GPUCreditInterleaved(benchmark::State& state) {
     for (std::size_t i = 0; i < calls; ++i) {
       const std::string account = "org-" + std::to_string(i % 4);
       const auto t = static_cast<timestamp_t>(i);
-      if (i % 4 == 0) events.add(account, "", t, 100, 1000000, i + 2);
+      if (i % 4 == 0) events.add(account, "credit", t, 100, 1000000, i + 2);
       if (i % 4 == 1) events.use(account, t, static_cast<amount_t>(rng() % 150), i + 2);
     }
     const engine batch = engine::create(replay(events));
@@ -251,6 +251,28 @@ void BM_GPUCreditInterleaved(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(calls));
 }
 BENCHMARK(BM_GPUCreditInterleaved)->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// `breakdown` of one account of n lots (an add per time, a use every third): the credits
+// at the last time, read off the interval table. O(events + rows): time per lot should
+// not grow with n. Checked: granted = consumed + remaining + expired, and the balance.
+void BM_Breakdown(benchmark::State& state) {
+  const auto lots = static_cast<timestamp_t>(state.range(0));
+  event_table events;
+  for (timestamp_t i = 0; i < lots; ++i) {
+    events.add("a", "lot", i, 10, lots, static_cast<std::uint64_t>(i) + 2);
+    if (i % 3 == 2) events.use("a", i, 15, static_cast<std::uint64_t>(i) + 2);
+  }
+  const ledger_result result = replay(events);
+  amount_t held = 0;
+  for (const credit_state& c : credits_at(events, result, 0, lots - 1)) {
+    check(c.granted == c.consumed + c.remaining + c.expired, "breakdown identity");
+    held += c.remaining;
+  }
+  check(held == 10 * lots - 15 * (lots / 3), "breakdown balance");
+  for (auto _ : state) benchmark::DoNotOptimize(credits_at(events, result, 0, lots - 1));
+  state.SetItemsProcessed(state.iterations() * lots);
+}
+BENCHMARK(BM_Breakdown)->Arg(10000)->Arg(40000)->Arg(160000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -22,7 +23,6 @@ namespace {
 
 constexpr std::size_t chunk_bytes = std::size_t{1} << 20;
 constexpr std::size_t record_bytes_max = std::size_t{64} << 20;
-constexpr std::size_t quoted_bytes_max = 40;  // how much of a bad field an error message shows
 
 std::string system_reason(const char* what, int errnum) {
   return std::string(what) + ": " + std::strerror(errnum);
@@ -30,62 +30,6 @@ std::string system_reason(const char* what, int errnum) {
 
 
 }  // namespace
-
-// A field as an error message shows it: at most `quoted_bytes_max` bytes, in quotes,
-// control bytes written as \xHH so that the message stays one printable line.
-std::string detail::shown(std::string_view field) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (const char c : field.substr(0, quoted_bytes_max)) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte == 0x7F) {
-      out += "\\x";
-      out += hex[byte >> 4];
-      out += hex[byte & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  if (field.size() > quoted_bytes_max) out += "...";
-  out += "'";
-  return out;
-}
-
-bool detail::valid_utf8(std::string_view text) noexcept {
-  std::size_t i = 0;
-  const std::size_t n = text.size();
-  while (i < n) {
-    const auto lead = static_cast<unsigned char>(text[i]);
-    if (lead < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t length = 0;
-    std::uint32_t code = 0;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-      code = lead & 0x1Fu;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      code = lead & 0x0Fu;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      code = lead & 0x07u;
-    } else {
-      return false;
-    }
-    if (i + length > n) return false;
-    for (std::size_t k = 1; k < length; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      if ((next & 0xC0u) != 0x80u) return false;
-      code = (code << 6) | (next & 0x3Fu);
-    }
-    if (length == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) return false;
-    if (length == 4 && (code < 0x10000 || code > 0x10FFFF)) return false;
-    i += length;
-  }
-  return true;
-}
 
 namespace {
 
@@ -156,8 +100,13 @@ class record_reader {
       }
       // The common line: no quotes, so it is the whole record. One pass splits it.
       char* last = newline != nullptr ? newline : stop;
-      if (last != first && last[-1] == '\r') --last;  // CRLF
-      if (split_plain(first, last, fields)) {
+      if (newline != nullptr && last != first && last[-1] == '\r') --last;  // CRLF
+      const plain_split split_as = split_plain(first, last, fields);
+      if (split_as == plain_split::bare_cr) {
+        record_line_ = next_line_;
+        fail("carriage return (CR) outside quotes in field " + std::to_string(fields.size()));
+      }
+      if (split_as == plain_split::ok) {
         record_line_ = next_line_++;
         begin_ = static_cast<std::size_t>((newline != nullptr ? newline + 1 : stop) - buffer_.data());
         if (last == first) continue;  // empty line
@@ -172,8 +121,9 @@ class record_reader {
       record_line_ = next_line_;
       next_line_ += 1 + x.newlines_inside;
       char* record_last = buffer_.data() + x.end;
+      const bool ends_in_newline = x.next > x.end;
       begin_ = x.next;
-      if (record_last != first && record_last[-1] == '\r') --record_last;  // CRLF
+      if (ends_in_newline && record_last != first && record_last[-1] == '\r') --record_last;  // CRLF
       split(first, record_last, fields);
       return true;
     }
@@ -240,10 +190,13 @@ class record_reader {
     return true;
   }
 
+  enum class plain_split : std::uint8_t { ok, has_quote, bare_cr };
+
   // The common record: no quotes. One pass splits it at commas and notes whether any
-  // byte is NUL or non-ASCII (only then are names checked byte by byte). False when a
-  // quote appears: split() handles the record then.
-  bool split_plain(char* first, char* last, std::vector<std::string_view>& fields) {
+  // byte is NUL or non-ASCII (only then are names checked byte by byte). `has_quote`
+  // when a quote appears: split() handles the record then. `bare_cr` when a CR is
+  // inside the record (SPEC section 7 refuses it); `fields` then ends at its field.
+  plain_split split_plain(char* first, char* last, std::vector<std::string_view>& fields) {
     // Eight bytes at a time: bit masks mark candidate commas and quotes, and the OR of
     // all bytes shows any non-ASCII byte. (A mask can also mark the byte after a true
     // match; candidates are checked, and any quote at all sends the record to split().)
@@ -263,7 +216,15 @@ class record_reader {
       std::memcpy(&x, p, 8);
       seen |= x;
       nul |= matches(x, 0) != 0;
-      if (matches(x, '"') != 0) return false;
+      if (matches(x, '"') != 0) return plain_split::has_quote;
+      if (matches(x, '\r') != 0) {
+        for (char* c = p; c < p + 8; ++c) {
+          if (*c == '"') return plain_split::has_quote;
+        }
+        for (char* c = p; c < p + 8; ++c) {  // a candidate: find the true CR, if any
+          if (*c == '\r') return bare_cr_at(first, c, last, fields);
+        }
+      }
       for (std::uint64_t commas = matches(x, ','); commas != 0; commas &= commas - 1) {
         char* c = p + (__builtin_ctzll(commas) >> 3);
         if (*c != ',') continue;
@@ -279,12 +240,22 @@ class record_reader {
         fields.emplace_back(field_start, static_cast<std::size_t>(p - field_start));
         field_start = p + 1;
       } else if (c == '"') {
-        return false;
+        return plain_split::has_quote;
+      } else if (c == '\r') {
+        return bare_cr_at(first, p, last, fields);
       }
     }
     fields.emplace_back(field_start, static_cast<std::size_t>(last - field_start));
     plain_text_ = !nul && (seen & highs) == 0;
-    return true;
+    return plain_split::ok;
+  }
+
+  // A CR at `cr`: a quote later in the record sends it to split() (which refuses the
+  // CR there too, or keeps it inside quotes); else `fields` counts the fields up to it.
+  static plain_split bare_cr_at(char* first, char* cr, char* last, std::vector<std::string_view>& fields) {
+    if (std::memchr(cr, '"', static_cast<std::size_t>(last - cr)) != nullptr) return plain_split::has_quote;
+    fields.assign(static_cast<std::size_t>(std::count(first, cr, ',')) + 1, std::string_view());
+    return plain_split::bare_cr;
   }
 
  public:
@@ -323,6 +294,9 @@ class record_reader {
       char* field_end = comma != nullptr ? comma : last;
       if (std::memchr(q, '"', static_cast<std::size_t>(field_end - q)) != nullptr) {
         fail("double quote inside an unquoted field " + std::to_string(fields.size() + 1));
+      }
+      if (std::memchr(q, '\r', static_cast<std::size_t>(field_end - q)) != nullptr) {
+        fail("carriage return (CR) outside quotes in field " + std::to_string(fields.size() + 1));
       }
       fields.emplace_back(q, static_cast<std::size_t>(field_end - q));
       if (comma == nullptr) return;
@@ -413,31 +387,34 @@ std::int64_t parse_int(const record_reader& in, std::string_view field, const ch
   return value;
 }
 
-// Names (accounts, credit ids) are kept byte for byte, so they must be text: UTF-8
-// without NUL bytes.
+// Names (accounts, credit ids) are kept byte for byte, so they must be text: non-empty
+// UTF-8 without NUL bytes (detail::name_problem). Event names are checked where every
+// event is validated (event_table::add, use); query and account-list names here.
 void check_name(const record_reader& in, std::string_view field, const char* name) {
-  if (in.plain_text()) return;  // the whole record is ASCII without NUL
-  if (std::memchr(field.data(), '\0', field.size()) != nullptr) in.fail(std::string("NUL byte in ") + name);
-  if (!detail::valid_utf8(field)) in.fail(std::string("invalid UTF-8 in ") + name);
+  if (!field.empty() && in.plain_text()) return;  // the whole record is ASCII without NUL
+  if (std::string problem = detail::name_problem(field, name); !problem.empty()) in.fail(std::move(problem));
 }
 
-std::string join(const std::vector<std::string_view>& fields) {
-  std::string out;
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (i != 0) out += ',';
-    out.append(fields[i]);
-  }
-  return out;
-}
-
-// Reads and checks the header line.
+// Reads and checks the header line, field by field after unquoting (SPEC section 7).
 void expect_header(record_reader& in, std::vector<std::string_view>& fields, std::string_view header) {
   if (!in.next(fields)) {
     throw input_error(in.source(), in.saw_bytes() ? 1 : 0, "missing header line '" + std::string(header) + "'");
   }
-  const std::string got = join(fields);
-  if (got != header) {
-    in.fail("bad header " + detail::shown(got) + " (expected '" + std::string(header) + "')");
+  std::vector<std::string_view> expected;
+  for (std::size_t from = 0;;) {
+    const std::size_t comma = header.find(',', from);
+    expected.push_back(header.substr(from, comma == std::string_view::npos ? std::string_view::npos : comma - from));
+    if (comma == std::string_view::npos) break;
+    from = comma + 1;
+  }
+  const std::string wanted = " (expected the header '" + std::string(header) + "')";
+  for (std::size_t i = 0; i < std::max(fields.size(), expected.size()); ++i) {
+    const std::string which = "bad header: field " + std::to_string(i + 1);
+    if (i >= fields.size()) in.fail(which + " is missing, expected '" + std::string(expected[i]) + "'" + wanted);
+    if (i >= expected.size()) in.fail(which + " " + detail::shown(fields[i]) + " is extra" + wanted);
+    if (fields[i] != expected[i]) {
+      in.fail(which + " is " + detail::shown(fields[i]) + ", expected '" + std::string(expected[i]) + "'" + wanted);
+    }
   }
 }
 
@@ -461,9 +438,6 @@ event_table read_events_from(record_reader& in) {
     const std::string_view op_name = fields[0];
     const std::string_view account = fields[1];
     if (op_name != "add" && op_name != "use") in.fail("unknown op " + detail::shown(op_name));
-    if (account.empty()) in.fail("missing account");
-    check_name(in, account, "account");
-    check_name(in, fields[2], "credit_id");
     const timestamp_t at = parse_int(in, fields[3], "timestamp");
     const amount_t amount = parse_int(in, fields[4], "amount");
     if (op_name == "add") {
@@ -483,7 +457,6 @@ query_batch read_queries_from(record_reader& in) {
   expect_header(in, fields, queries_header);
   while (in.next(fields)) {
     expect_field_count(in, fields, 2);
-    if (fields[0].empty()) in.fail("missing account");
     check_name(in, fields[0], "account");
     batch.push(fields[0], parse_int(in, fields[1], "timestamp"));
   }
@@ -499,7 +472,6 @@ std::vector<std::string> read_accounts(const std::filesystem::path& path) {
   expect_header(in, fields, "account");
   while (in.next(fields)) {
     expect_field_count(in, fields, 1);
-    if (fields[0].empty()) in.fail("missing account");
     check_name(in, fields[0], "account");
     names.emplace_back(fields[0]);
   }
@@ -559,6 +531,11 @@ void csv_writer::field(std::int64_t value) {
   const auto [ptr, ec] = std::to_chars(digits, digits + sizeof digits, value);
   (void)ec;  // 24 bytes always hold an int64
   buffer_.append(digits, static_cast<std::size_t>(ptr - digits));
+}
+
+void csv_writer::total_field(total_t value) {
+  separator();
+  buffer_.append(to_decimal(value));
 }
 
 void csv_writer::empty_field() { separator(); }

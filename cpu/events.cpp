@@ -1,6 +1,8 @@
 // Dictionary, event table and the input_error type: validation shared by every input path.
 #include "gpucredit/events.hpp"
 
+#include <cstring>
+
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
@@ -54,6 +56,11 @@ std::uint32_t dictionary::intern(std::string_view name) {
   return index;
 }
 
+bool dictionary::contains_fast(std::string_view name) const {
+  if (last_ < names_.size() && names_[last_] == name) return true;
+  return index_.find(name) != index_.end();
+}
+
 std::optional<std::uint32_t> dictionary::find(std::string_view name) const {
   if (auto it = index_.find(name); it != index_.end()) return it->second;
   return std::nullopt;
@@ -80,6 +87,80 @@ const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration)
 
 const char* use_problem(amount_t amount) noexcept { return amount < 0 ? "negative amount" : nullptr; }
 
+namespace {
+constexpr std::size_t quoted_bytes_max = 40;  // how much of a bad field an error message shows
+}  // namespace
+
+// A field as an error message shows it: at most `quoted_bytes_max` bytes, in quotes,
+// control bytes written as \xHH so that the message stays one printable line.
+std::string shown(std::string_view field) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (const char c : field.substr(0, quoted_bytes_max)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7F) {
+      out += "\\x";
+      out += hex[byte >> 4];
+      out += hex[byte & 0xF];
+    } else {
+      out += c;
+    }
+  }
+  if (field.size() > quoted_bytes_max) out += "...";
+  out += "'";
+  return out;
+}
+
+bool valid_utf8(std::string_view text) noexcept {
+  std::size_t i = 0;
+  const std::size_t n = text.size();
+  while (i < n) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t length = 0;
+    std::uint32_t code = 0;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+      code = lead & 0x1Fu;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      code = lead & 0x0Fu;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      code = lead & 0x07u;
+    } else {
+      return false;
+    }
+    if (i + length > n) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0u) != 0x80u) return false;
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    if (length == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) return false;
+    if (length == 4 && (code < 0x10000 || code > 0x10FFFF)) return false;
+    i += length;
+  }
+  return true;
+}
+
+std::string name_problem(std::string_view name, std::string_view field) {
+  const char* what = nullptr;
+  if (name.empty()) {
+    what = "missing ";
+  } else if (std::memchr(name.data(), '\0', name.size()) != nullptr) {
+    what = "NUL byte in ";
+  } else if (!valid_utf8(name)) {
+    what = "invalid UTF-8 in ";
+  } else {
+    return {};
+  }
+  return what + std::string(field);
+}
+
 }  // namespace detail
 
 namespace {
@@ -103,9 +184,24 @@ void append(event_table& table, account_index account, op kind, timestamp_t at, 
 
 }  // namespace
 
+namespace {
+
+// A name already in `names` was checked when it came in: only a new one is checked.
+void check_new_name(const event_table& table, const dictionary& names, std::string_view name, std::string_view field,
+                    std::uint64_t source_line) {
+  if (names.contains_fast(name)) return;
+  if (std::string problem = detail::name_problem(name, field); !problem.empty()) {
+    throw input_error(table.source, source_line, std::move(problem));
+  }
+}
+
+}  // namespace
+
 void event_table::add(std::string_view account_name, std::string_view credit_label, timestamp_t at,
                       amount_t amount_value, timestamp_t expiration, std::uint64_t source_line) {
   check_room(*this, source_line);
+  check_new_name(*this, accounts, account_name, "account", source_line);
+  check_new_name(*this, credit_labels, credit_label, "credit_id", source_line);
   if (const char* problem = detail::add_problem(at, amount_value, expiration)) {
     throw input_error(source, source_line, problem);
   }
@@ -117,6 +213,7 @@ void event_table::add(std::string_view account_name, std::string_view credit_lab
 void event_table::use(std::string_view account_name, timestamp_t at, amount_t amount_value,
                       std::uint64_t source_line) {
   check_room(*this, source_line);
+  check_new_name(*this, accounts, account_name, "account", source_line);
   if (const char* problem = detail::use_problem(amount_value)) {
     throw input_error(source, source_line, problem);
   }

@@ -30,9 +30,11 @@ struct call {
   op kind;
 };
 
+__extension__ typedef __int128 wide;  // a sum of up to 2^32 amounts
+
 struct account_state {
   std::vector<call> calls;  // sorted by (timestamp, row)
-  amount_t granted = 0;     // total added, saturated at amount_max
+  wide granted = 0;         // total added: while it fits in int64, no balance can overflow
   bool stale = false;       // a late call came: replay before answering
 
   // The running state over every call so far (when not stale).
@@ -137,32 +139,68 @@ struct GPUCredit::state {
   std::unordered_map<std::string, account_state, string_hash, std::equal_to<>> accounts;
   std::uint64_t calls = 0;
 
-  account_state& account(std::string_view name) {
+  // The account named `name`, created when new; a bad name (SPEC section 6) is refused
+  // by `source` (the call) before anything changes.
+  account_state& account(std::string_view name, const char* source) {
     auto found = accounts.find(name);
-    if (found == accounts.end()) found = accounts.emplace(std::string(name), account_state{}).first;
-    return found->second;
-  }
-
-  event_row next_row(const char* source) {
-    if (calls >= events_max) throw input_error(source, calls + 1, "more than 2^32 - 1 calls");
-    return static_cast<event_row>(calls++);
-  }
-
-  // Records a validated call: applied at once when in order, else placed by time.
-  void take(account_state& a, const call& c) {
-    const bool in_order = !a.stale && (!a.started || c.timestamp >= a.now);
-    if (a.calls.empty() || c.timestamp >= a.calls.back().timestamp) {
-      a.calls.push_back(c);
-    } else {  // after every call with an equal timestamp: it arrived last
-      const auto at = std::upper_bound(a.calls.begin(), a.calls.end(), c.timestamp,
-                                       [](timestamp_t t, const call& x) { return t < x.timestamp; });
-      a.calls.insert(at, c);
+    if (found != accounts.end()) return found->second;
+    if (std::string problem = detail::name_problem(name, "account"); !problem.empty()) {
+      throw input_error(source, calls + 1, std::move(problem));
     }
+    return accounts.emplace(std::string(name), account_state{}).first->second;
+  }
+
+  // Takes one validated call from `source`: applied at once when in order, else placed by
+  // time (the next query replays the account). Where the account's adds could sum past
+  // int64 some balance may overflow: the call is then tried first (an in-order add
+  // against the live credits, anything else by replaying the account with it on a copy)
+  // and refused with `input_error` if a balance would pass int64, leaving the account
+  // as it was (SPEC section 6). Under `reject` a late use can do this by making a later
+  // use rejected.
+  void submit(account_state& a, const char* source, timestamp_t timestamp, amount_t amount, timestamp_t end, op kind) {
+    if (calls >= events_max) throw input_error(source, calls + 1, "more than 2^32 - 1 calls");
+    const call c{timestamp, amount, end, static_cast<event_row>(calls), kind};
+    const wide granted = a.granted + (kind == op::add ? amount : 0);
+    const bool in_order = !a.stale && (!a.started || timestamp >= a.now);
+    const bool may_overflow = granted > amount_max;
+    auto refuse = [&](timestamp_t at) {
+      return input_error(source, calls + 1, "balance beyond int64 at " + std::to_string(at));
+    };
+    if (may_overflow && in_order) {
+      if (kind == op::add && a.add_overflows(timestamp, amount)) throw refuse(timestamp);
+    } else if (may_overflow) {
+      account_state trial;
+      trial.calls = a.calls;
+      place(trial.calls, c);
+      try {
+        trial.replay(policy);
+      } catch (const detail::balance_overflow& e) {
+        throw refuse(e.timestamp);
+      }
+      trial.granted = granted;
+      a = std::move(trial);  // the replayed state is current: not stale
+      ++calls;
+      return;
+    }
+    ++calls;
+    a.granted = granted;
+    place(a.calls, c);
     if (in_order) {
       a.apply(c, policy);
     } else {
       a.stale = true;
     }
+  }
+
+  // Inserts `c` after every call with an equal or earlier timestamp: it arrived last.
+  static void place(std::vector<call>& calls, const call& c) {
+    if (calls.empty() || c.timestamp >= calls.back().timestamp) {
+      calls.push_back(c);
+      return;
+    }
+    const auto at = std::upper_bound(calls.begin(), calls.end(), c.timestamp,
+                                     [](timestamp_t t, const call& x) { return t < x.timestamp; });
+    calls.insert(at, c);
   }
 };
 
@@ -173,51 +211,28 @@ GPUCredit::~GPUCredit() = default;
 
 void GPUCredit::addCredit(std::string_view creditId, std::int64_t amount, std::int64_t timestamp,
                           std::int64_t expiration) {
+  account_state& a = state_->account(creditId, "addCredit");
   if (const char* problem = detail::add_problem(timestamp, amount, expiration)) {
     throw input_error("addCredit", state_->calls + 1, problem);
   }
-  account_state& a = state_->account(creditId);
-  auto overflow = [&](timestamp_t at) {
-    return input_error("addCredit", state_->calls + 1, "balance beyond int64 at " + std::to_string(at));
-  };
-  // A balance never exceeds the total granted: below int64's top nothing can overflow.
-  if (a.granted > amount_max - amount) {
-    const call c{timestamp, amount, timestamp + expiration, static_cast<event_row>(state_->calls), op::add};
-    if (!a.stale && (!a.started || timestamp >= a.now)) {
-      if (a.add_overflows(timestamp, amount)) throw overflow(timestamp);
-    } else {
-      // A late add: replay the account with it on a copy; the account stays as it was.
-      account_state trial;
-      trial.calls = a.calls;
-      trial.calls.insert(std::upper_bound(trial.calls.begin(), trial.calls.end(), timestamp,
-                                          [](timestamp_t t, const call& x) { return t < x.timestamp; }),
-                         c);
-      try {
-        trial.replay(state_->policy);
-      } catch (const detail::balance_overflow& e) {
-        throw overflow(e.timestamp);
-      }
-    }
-  }
-  a.granted = a.granted > amount_max - amount ? amount_max : a.granted + amount;
-  state_->take(a, {timestamp, amount, timestamp + expiration, state_->next_row("addCredit"), op::add});
+  state_->submit(a, "addCredit", timestamp, amount, timestamp + expiration, op::add);
 }
 
 std::optional<std::int64_t> GPUCredit::getBalance(std::string_view creditId, std::int64_t timestamp) {
   auto found = state_->accounts.find(creditId);
   if (found == state_->accounts.end()) return std::nullopt;
   account_state& a = found->second;
-  if (a.stale) a.replay(state_->policy);  // cannot overflow: every add was checked
+  if (a.stale) a.replay(state_->policy);  // cannot overflow: the adds sum within int64 (submit)
   const amount_t balance = a.balance_at(timestamp);
   return balance == 0 ? std::nullopt : std::optional<std::int64_t>(balance);
 }
 
 void GPUCredit::useCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t amount) {
+  account_state& a = state_->account(creditId, "useCredit");
   if (const char* problem = detail::use_problem(amount)) {
     throw input_error("useCredit", state_->calls + 1, problem);
   }
-  account_state& a = state_->account(creditId);
-  state_->take(a, {timestamp, amount, timestamp, state_->next_row("useCredit"), op::use});
+  state_->submit(a, "useCredit", timestamp, amount, timestamp, op::use);
 }
 
 }  // namespace gpucredit

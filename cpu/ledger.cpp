@@ -189,20 +189,22 @@ void append_usage(usage_table& out, usage_table& part) {
 
 std::vector<credit_state> credits_at(const event_table& events, const ledger_result& result, account_index account,
                                      timestamp_t t) {
-  // Rows are grouped by account: find the account's rows, then each credit's stretches.
+  // The account's rows are contiguous, ordered by (credit, begin), and its adds come in
+  // arrival order (= credit order): one pass over each, O(events + rows).
   const auto& accounts = result.intervals.account;
-  const auto first = static_cast<std::size_t>(std::lower_bound(accounts.begin(), accounts.end(), account) - accounts.begin());
+  std::size_t row = static_cast<std::size_t>(std::lower_bound(accounts.begin(), accounts.end(), account) - accounts.begin());
   const auto last = static_cast<std::size_t>(std::upper_bound(accounts.begin(), accounts.end(), account) - accounts.begin());
   std::vector<credit_state> credits;
-  for (std::size_t row = 0; row < events.size(); ++row) {
-    if (events.account[row] != account || events.kind[row] != op::add || events.timestamp[row] > t) continue;
-    credit_state c{static_cast<event_row>(row), events.timestamp[row], events.end[row], events.amount[row], 0, 0, 0,
-                   events.timestamp[row] <= t && t <= events.end[row]};
+  for (std::size_t add = 0; add < events.size(); ++add) {
+    if (events.account[add] != account || events.kind[add] != op::add) continue;
+    while (row < last && result.intervals.credit[row] < add) ++row;  // rows of earlier credits
+    if (events.timestamp[add] > t) continue;
+    credit_state c{static_cast<event_row>(add), events.timestamp[add], events.end[add], events.amount[add], 0, 0, 0,
+                   events.timestamp[add] <= t && t <= events.end[add]};
     amount_t held_at_end = 0;  // the amount of a stretch reaching the credit's end
-    for (std::size_t i = first; i < last; ++i) {
-      if (result.intervals.credit[i] != row) continue;
-      if (result.intervals.begin[i] <= t && t <= result.intervals.end[i]) c.remaining = result.intervals.amount[i];
-      if (result.intervals.end[i] == c.end) held_at_end = result.intervals.amount[i];
+    for (; row < last && result.intervals.credit[row] == add; ++row) {
+      if (result.intervals.begin[row] <= t && t <= result.intervals.end[row]) c.remaining = result.intervals.amount[row];
+      if (result.intervals.end[row] == c.end) held_at_end = result.intervals.amount[row];
     }
     if (c.end < t) c.expired = held_at_end;
     c.consumed = c.granted - c.remaining - c.expired;
@@ -213,7 +215,7 @@ std::vector<credit_state> credits_at(const event_table& events, const ledger_res
 
 namespace {
 
-__extension__ typedef __int128 wide;  // sums over a whole history may pass int64
+using wide = total_t;  // sums over a whole history may pass int64
 
 // Per account at time t: granted (adds up to t), remaining (held at t) and expired
 // (left unused by credits whose end < t); consumed follows as granted - remaining - expired.
@@ -260,22 +262,14 @@ std::vector<account_window> window_summary(const event_table& events, const ledg
     const account_totals& t = at_to[a];
     const wide consumed_from = f.granted - f.remaining - f.expired;
     const wide consumed_to = t.granted - t.remaining - t.expired;
-    auto fit = [&](wide value, const char* what) {
-      if (value < 0 || value > amount_max) {
-        throw input_error(events.source, 0,
-                          std::string(what) + " over the window is beyond int64 for account '" +
-                              std::string(events.accounts[static_cast<std::uint32_t>(a)]) + "'");
-      }
-      return static_cast<amount_t>(value);
-    };
     account_window& w = windows[a];
-    w.balance_from = fit(f.remaining, "balance");
-    w.balance_to = fit(t.remaining, "balance");
-    w.granted = fit(t.granted - f.granted, "granted");
-    w.consumed = fit(consumed_to - consumed_from, "consumed");
-    w.expired = fit(t.expired - f.expired, "expired");
-    w.shortfall = fit(unpaid_shortfall[a], "shortfall");
-    w.rejected = fit(unpaid_rejected[a], "rejected");
+    w.balance_from = static_cast<amount_t>(f.remaining);  // a balance: fits (SPEC section 1)
+    w.balance_to = static_cast<amount_t>(t.remaining);
+    w.granted = t.granted - f.granted;
+    w.consumed = consumed_to - consumed_from;
+    w.expired = t.expired - f.expired;
+    w.shortfall = unpaid_shortfall[a];
+    w.rejected = unpaid_rejected[a];
   }
   return windows;
 }

@@ -12,6 +12,7 @@
 
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
+#include "gpucredit/gpu_credit.hpp"
 #include "gpucredit/ledger.hpp"
 #include "naive_ledger.hpp"
 
@@ -91,6 +92,44 @@ std::vector<amount_t> answers(const event_table& table, const ledger_result& res
   return batch;
 }
 
+// Feeds `events` to GPUCredit one call at a time, in arrival order, asking for one
+// balance after each call; checks every refusal and answer against the reference.
+void check_compatible_class(const std::vector<naive_event>& events, overdraft_policy policy,
+                            const std::vector<timestamp_t>& times) {
+  GPUCredit credits(policy);
+  std::vector<naive_event> taken;  // the calls it accepted, in arrival order
+  auto reference = [&](int account, timestamp_t t) {
+    const test::naive_answer a = test::naive_at(taken, account, t, policy);
+    return a.balance == 0 ? std::optional<std::int64_t>() : std::optional<std::int64_t>(static_cast<amount_t>(a.balance));
+  };
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const naive_event& e = events[i];
+    const std::string account = "a" + std::to_string(e.account);
+    std::vector<naive_event> with = taken;
+    with.push_back(e);
+    const bool overflows = test::naive_at(with, e.account, timestamp_max, policy).overflow;
+    bool refused = false;
+    try {
+      if (e.kind == op::add) {
+        credits.addCredit(account, e.amount, e.timestamp, e.expiration);
+      } else {
+        credits.useCredit(account, e.timestamp, e.amount);
+      }
+    } catch (const input_error&) {
+      refused = true;
+    }
+    if (refused != overflows) fail(refused ? "GPUCredit refused a call the reference takes" : "GPUCredit took an overflowing call");
+    if (!refused) taken.push_back(e);
+    const timestamp_t t = times[(i * 7 + static_cast<std::size_t>(e.amount)) % times.size()];
+    if (credits.getBalance(account, t) != reference(e.account, t)) fail("GPUCredit differs from the reference mid-stream");
+  }
+  for (int a = 0; a <= 3; ++a) {
+    for (const timestamp_t t : times) {
+      if (credits.getBalance("a" + std::to_string(a), t) != reference(a, t)) fail("GPUCredit differs from the reference");
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -102,6 +141,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::size_t> by_time = arrival;
   std::stable_sort(by_time.begin(), by_time.end(),
                    [&](std::size_t x, std::size_t y) { return events[x].timestamp < events[y].timestamp; });
+
+  check_compatible_class(events, policy, probe_times(events));
 
   bool overflow = false;
   for (int a = 0; a < 3; ++a) overflow |= test::naive_at(events, a, timestamp_max, policy).overflow;

@@ -110,7 +110,7 @@ TEST(GPUCredit, AgreesWithTheBatchLedgerOnRandomCalls) {
           const auto amount = static_cast<amount_t>(rng() % 10);
           const auto expiration = static_cast<timestamp_t>(rng() % 15);
           interactive.addCredit(account, amount, t, expiration);
-          events.add(account, "", t, amount, expiration, static_cast<std::uint64_t>(call) + 1);
+          events.add(account, "credit", t, amount, expiration, static_cast<std::uint64_t>(call) + 1);
           break;
         }
         case 1: {
@@ -138,7 +138,7 @@ TEST(GPUCredit, AgreesWithTheBatchLedgerOnRandomCalls) {
       for (std::size_t r = 0; r < calls_before; ++r) {
         const std::string_view name = events.accounts[events.account[r]];
         if (events.kind[r] == op::add) {
-          prefix.add(name, "", events.timestamp[r], events.amount[r], events.end[r] - events.timestamp[r], r + 1);
+          prefix.add(name, "credit", events.timestamp[r], events.amount[r], events.end[r] - events.timestamp[r], r + 1);
         } else {
           prefix.use(name, events.timestamp[r], events.amount[r], r + 1);
         }
@@ -156,7 +156,7 @@ std::optional<amount_t> batch_balance(const event_table& events, std::size_t cou
   for (std::size_t r = 0; r < count; ++r) {
     const std::string_view name = events.accounts[events.account[r]];
     if (events.kind[r] == op::add) {
-      prefix.add(name, "", events.timestamp[r], events.amount[r], events.end[r] - events.timestamp[r], r + 1);
+      prefix.add(name, "credit", events.timestamp[r], events.amount[r], events.end[r] - events.timestamp[r], r + 1);
     } else {
       prefix.use(name, events.timestamp[r], events.amount[r], r + 1);
     }
@@ -183,7 +183,7 @@ TEST(GPUCredit, MostlyInOrderCallsWithPastAndFutureQueries) {
         const auto amount = static_cast<amount_t>(rng() % 10);
         const auto expiration = static_cast<timestamp_t>(rng() % 25);
         interactive.addCredit(account, amount, t, expiration);
-        events.add(account, "", t, amount, expiration, static_cast<std::uint64_t>(call) + 1);
+        events.add(account, "credit", t, amount, expiration, static_cast<std::uint64_t>(call) + 1);
       } else if (kind < 4) {
         const auto amount = static_cast<amount_t>(rng() % 12);
         interactive.useCredit(account, t, amount);

@@ -74,11 +74,21 @@ class output_file {
     struct stat existing {};
     if (::stat(path_.c_str(), &existing) == 0) {
       if (S_ISDIR(existing.st_mode)) throw input_error(path_, 0, "is a directory");
-      const bool special = path_.starts_with("/dev/") || path_.starts_with("/proc/");
-      if (special || !S_ISREG(existing.st_mode)) {
-        // A device, FIFO or socket, or a name for an open descriptor (/dev/stdout,
-        // /dev/full, a named pipe): write into it as it is, appending; renaming a file
-        // over it would replace the name itself.
+      struct stat standard_output {};
+      const bool is_standard_output = ::fstat(STDOUT_FILENO, &standard_output) == 0 &&
+                                      standard_output.st_dev == existing.st_dev &&
+                                      standard_output.st_ino == existing.st_ino;
+      if (is_standard_output && S_ISREG(existing.st_mode)) {
+        // This process's own standard output (`--out /dev/stdout > file`): write through
+        // it, so the shell's redirection (truncate or append) holds.
+        fd_ = STDOUT_FILENO;
+        return;
+      }
+      if (!S_ISREG(existing.st_mode)) {
+        // What the path is decides, never its name: a device, FIFO or socket
+        // (/dev/stdout on a pipe, /dev/null, /dev/full, a named pipe) is written into as
+        // it is; renaming a file over it would replace the name itself. A regular file,
+        // wherever it lives (/dev/shm too), is replaced whole below.
         fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
         if (fd_ < 0) throw io_error(path_ + ": cannot open for writing: " + errno_text(errno));
         owned_ = true;
@@ -148,15 +158,54 @@ class output_file {
   bool owned_ = false;  // an existing non-regular file opened directly
 };
 
-// Refuses an output path that names one of the inputs: replacing it would lose it.
-void refuse_output_over_input(const std::string& out, const std::vector<std::string>& inputs) {
-  if (out == "-") return;
-  struct stat out_stat {};
-  if (::stat(out.c_str(), &out_stat) != 0) return;  // does not exist yet
-  for (const std::string& in : inputs) {
-    struct stat in_stat {};
-    if (::stat(in.c_str(), &in_stat) == 0 && in_stat.st_dev == out_stat.st_dev && in_stat.st_ino == out_stat.st_ino) {
-      throw input_error(out, 0, "--out names the input file '" + in + "'; refusing to overwrite it");
+// One output of a command: the flag that names it and its path ("-": standard output).
+struct named_output {
+  std::string flag;
+  std::string path;
+};
+
+// Whether two paths name the same file: the same inode when both exist, else the same
+// path once made absolute and normal.
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {};
+  struct stat sb {};
+  const bool a_exists = ::stat(a.c_str(), &sa) == 0;
+  const bool b_exists = ::stat(b.c_str(), &sb) == 0;
+  if (a_exists && b_exists) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (a_exists != b_exists) return false;
+  std::error_code ec;
+  const std::filesystem::path ca = std::filesystem::weakly_canonical(a, ec);
+  if (ec) return a == b;
+  const std::filesystem::path cb = std::filesystem::weakly_canonical(b, ec);
+  if (ec) return a == b;
+  return ca == cb;
+}
+
+// Refuses outputs that would lose data: one naming an input (replacing it would lose
+// it), or two naming the same file (one would replace the other). Names the flags.
+void refuse_clashing_outputs(const std::vector<named_output>& outputs, const std::vector<std::string>& inputs) {
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const named_output& out = outputs[i];
+    if (out.path.empty()) continue;
+    for (std::size_t j = 0; j < i; ++j) {
+      const named_output& other = outputs[j];
+      if (other.path.empty()) continue;
+      const bool both_stdout = out.path == "-" && other.path == "-";
+      if (both_stdout || (out.path != "-" && other.path != "-" && same_file(out.path, other.path))) {
+        throw input_error(out.path, 0,
+                          other.flag + " and " + out.flag + " name the same " +
+                              (both_stdout ? std::string("standard output") : "file") + "; give each its own");
+      }
+    }
+    if (out.path == "-") continue;
+    struct stat out_stat {};
+    if (::stat(out.path.c_str(), &out_stat) != 0) continue;  // does not exist yet
+    for (const std::string& in : inputs) {
+      struct stat in_stat {};
+      if (::stat(in.c_str(), &in_stat) == 0 && in_stat.st_dev == out_stat.st_dev && in_stat.st_ino == out_stat.st_ino &&
+          S_ISREG(out_stat.st_mode)) {
+        throw input_error(out.path, 0, out.flag + " names the input file '" + in + "'; refusing to overwrite it");
+      }
     }
   }
 }
@@ -230,8 +279,7 @@ class phase_log {
 
 int run_balances(const balances_args& args) {
   const backend chosen = select_backend(args.backend_name);
-  refuse_output_over_input(args.out, {args.events, args.queries});
-  if (!args.unpaid.empty()) refuse_output_over_input(args.unpaid, {args.events, args.queries});
+  refuse_clashing_outputs({{"--out", args.out}, {"--unpaid", args.unpaid}}, {args.events, args.queries});
 
   phase_log clock(args.timings);
   event_table events = read_events(args.events);
@@ -279,7 +327,7 @@ struct intervals_args {
 };
 
 int run_intervals(const intervals_args& args) {
-  refuse_output_over_input(args.out, {args.events});
+  refuse_clashing_outputs({{"--out", args.out}}, {args.events});
   const event_table events = read_events(args.events);
   const ledger_result result = replay(events, parse_policy(args.policy));
   output_file out_file(args.out);
@@ -309,7 +357,7 @@ struct breakdown_args {
 };
 
 int run_breakdown(const breakdown_args& args) {
-  refuse_output_over_input(args.out, {args.events});
+  refuse_clashing_outputs({{"--out", args.out}}, {args.events});
   const timestamp_t at = parse_flag_int("--at", args.at);
   const event_table events = read_events(args.events);
   const std::optional<std::uint32_t> account = events.accounts.find(args.account);
@@ -348,12 +396,65 @@ struct report_args {
   bool quiet = false;
 };
 
-__extension__ typedef __int128 wide;  // fleet-wide sums may pass int64
+using wide = total_t;  // fleet-wide sums may pass int64 (SPEC section 11)
 
-amount_t fits_int64(wide v, const std::string& what) {
-  if (v > amount_max) throw input_error("report", 0, what + " is beyond int64");
-  return static_cast<amount_t>(v);
+// Grids larger than this are refused: each time costs a balance per account in memory.
+constexpr std::uint64_t grid_times_max = std::uint64_t{1} << 31;
+
+// The report grid from, from + every, ... <= to, computed in unsigned arithmetic so that
+// nothing overflows at the ends of int64 (SPEC section 11).
+std::vector<timestamp_t> report_grid(timestamp_t from, timestamp_t to, timestamp_t every) {
+  const std::uint64_t span = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(from);  // to >= from
+  const std::uint64_t steps = span / static_cast<std::uint64_t>(every);
+  if (steps >= grid_times_max) {
+    throw input_error("--every", 0,
+                      "the grid from --from to --to has " + to_decimal(wide{steps} + 1) + " times; at most " +
+                          std::to_string(grid_times_max) + " are allowed");
+  }
+  std::vector<timestamp_t> grid(steps + 1);
+  for (std::uint64_t k = 0; k <= steps; ++k) {
+    grid[k] = static_cast<timestamp_t>(static_cast<std::uint64_t>(from) + k * static_cast<std::uint64_t>(every));
+  }
+  return grid;
 }
+
+// The report's directory: refused up front when the path is something else than a
+// directory; created (with missing parents) only once everything is ready to write, and
+// removed again if writing fails, so a failed report leaves nothing behind.
+class report_dir {
+ public:
+  explicit report_dir(std::string path) : path_(std::move(path)) {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) {
+      throw input_error(path_, 0, "--out must name a directory, and this is a file");
+    }
+  }
+  const std::string& path() const noexcept { return path_; }
+  // Creates the directory and its missing parents, remembering which it made.
+  void create() {
+    std::filesystem::path p = std::filesystem::absolute(path_);
+    std::vector<std::filesystem::path> missing;
+    for (; !p.empty() && !std::filesystem::exists(p); p = p.parent_path()) {
+      missing.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+    std::filesystem::create_directories(path_);
+    created_ = std::move(missing);  // deepest first
+  }
+  void keep() noexcept { created_.clear(); }
+  ~report_dir() {
+    for (const std::filesystem::path& p : created_) {
+      std::error_code ignored;
+      std::filesystem::remove(p, ignored);  // only when empty
+    }
+  }
+  report_dir(const report_dir&) = delete;
+  report_dir& operator=(const report_dir&) = delete;
+
+ private:
+  std::string path_;
+  std::vector<std::filesystem::path> created_;
+};
 
 // balances.csv (every account at every grid time) and summary.csv (each account over
 // the window (from, to]) in DIR; both are complete before either replaces a file.
@@ -364,10 +465,16 @@ int run_report(const report_args& args) {
   const timestamp_t every = parse_flag_int("--every", args.every);
   if (from > to) throw input_error("--from", 0, "is after --to");
   if (every <= 0) throw input_error("--every", 0, "must be positive");
-  std::vector<timestamp_t> grid;
-  for (timestamp_t t = from;; t += every) {
-    grid.push_back(t);
-    if (t > to - every) break;  // the next step would pass `to` (or int64)
+  const std::vector<timestamp_t> grid = report_grid(from, to, every);
+  report_dir out_dir(args.out);
+  const std::filesystem::path dir(args.out);
+  {
+    std::vector<std::string> inputs{args.events};
+    if (!args.accounts.empty()) inputs.push_back(args.accounts);
+    refuse_clashing_outputs({{"--out", (dir / "balances.csv").string()},
+                             {"--out", (dir / "summary.csv").string()},
+                             {"--out", (dir / "report.html").string()}},
+                            inputs);
   }
 
   phase_log tell(!args.quiet && ::isatty(STDERR_FILENO) != 0);  // progress on a terminal
@@ -403,26 +510,22 @@ int run_report(const report_args& args) {
     index_of[i] = events.accounts.find(names[i]).value_or(account_none);
     if (index_of[i] != account_none) included[index_of[i]] = 1;
   }
+  page.breakage.assign(grid.size(), 0);
+  page.shortfall.assign(grid.size(), 0);
   {
-    std::vector<wide> breakage(grid.size(), 0);
-    std::vector<wide> shortfall(grid.size(), 0);
     const interval_table& iv = result.intervals;
     for (std::size_t r = 0; r < iv.size(); ++r) {  // held until its end, then expired
       if (included[iv.account[r]] == 0 || iv.end[r] != events.end[iv.credit[r]]) continue;
       const auto i = static_cast<std::size_t>(std::upper_bound(grid.begin(), grid.end(), iv.end[r]) - grid.begin());
-      if (i >= 1 && i < grid.size()) breakage[i] += iv.amount[r];
+      if (i >= 1 && i < grid.size()) page.breakage[i] += iv.amount[r];
     }
     for (const usage_table* usage : {&result.shortfalls, &result.rejections}) {
       for (std::size_t u = 0; u < usage->size(); ++u) {
         if (included[usage->account[u]] == 0) continue;
         const auto i = static_cast<std::size_t>(
             std::lower_bound(grid.begin(), grid.end(), usage->timestamp[u]) - grid.begin());
-        if (i >= 1 && i < grid.size()) shortfall[i] += usage->amount[u];
+        if (i >= 1 && i < grid.size()) page.shortfall[i] += usage->amount[u];
       }
-    }
-    for (std::size_t i = 0; i < grid.size(); ++i) {
-      page.breakage.push_back(fits_int64(breakage[i], "breakage in one step"));
-      page.shortfall.push_back(fits_int64(shortfall[i], "shortfall in one step"));
     }
   }
   std::vector<std::size_t> by_activity(names.size());
@@ -441,7 +544,7 @@ int run_report(const report_args& args) {
   page.top_shortfall = top([](const account_window& w) { return w.shortfall + w.rejected; });
   auto activity = [&](std::size_t i) {
     const account_window w = window_of(i);
-    return static_cast<wide>(w.balance_from) + w.granted + w.consumed + w.expired + w.shortfall + w.rejected;
+    return wide{w.balance_from} + w.granted + w.consumed + w.expired + w.shortfall + w.rejected;
   };
   std::stable_sort(by_activity.begin(), by_activity.end(),
                    [&](std::size_t a, std::size_t b) { return activity(a) > activity(b); });
@@ -450,10 +553,10 @@ int run_report(const report_args& args) {
     shown_slot[by_activity[k]] = static_cast<int>(page.accounts.size());
     page.accounts.push_back({names[by_activity[k]], {}});
   }
-  std::vector<wide> fleet(grid.size(), 0);
+  page.fleet_balance.assign(grid.size(), 0);
 
-  std::filesystem::create_directories(args.out);
-  const std::filesystem::path dir(args.out);
+  // Every input error is behind us: only now is anything created.
+  out_dir.create();
   output_file balances_file((dir / "balances.csv").string());
   output_file summary_file((dir / "summary.csv").string());
   output_file html_file((dir / "report.html").string());
@@ -462,8 +565,8 @@ int run_report(const report_args& args) {
     out.raw(balances_header);
     out.end_row();
     // Accounts x grid times through the engine, a bounded slice of accounts at a time.
-    constexpr std::size_t queries_per_batch_max = std::size_t{1} << 22;
-    const std::size_t accounts_per_batch = std::max<std::size_t>(1, queries_per_batch_max / grid.size());
+    constexpr std::size_t grid_queries_per_batch = std::size_t{1} << 22;
+    const std::size_t accounts_per_batch = std::max<std::size_t>(1, grid_queries_per_batch / grid.size());
     tell.say("answering " + std::to_string(names.size() * grid.size()) + " queries on " +
              std::string(to_string(answers.kind())));
     std::vector<account_index> qa;
@@ -481,7 +584,7 @@ int run_report(const report_args& args) {
       const std::vector<amount_t> b = answers.balances(qa, qt);
       for (std::size_t q = 0; q < b.size(); ++q) {
         const std::size_t i = first + q / grid.size();
-        fleet[q % grid.size()] += b[q];
+        page.fleet_balance[q % grid.size()] += b[q];
         if (shown_slot[i] >= 0) page.accounts[static_cast<std::size_t>(shown_slot[i])].balance.push_back(b[q]);
         out.field(names[i]);
         out.field(qt[q]);
@@ -496,9 +599,6 @@ int run_report(const report_args& args) {
     out.finish();
     tell.lap("queries answered and written", names.size() * grid.size());
   }
-  for (std::size_t i = 0; i < grid.size(); ++i) {
-    page.fleet_balance.push_back(fits_int64(fleet[i], "the fleet's balance at " + std::to_string(grid[i])));
-  }
   {
     csv_writer out(summary_file.fd(), summary_file.name());
     out.raw("account,balance_from,granted,consumed,expired,shortfall,rejected,balance_to");
@@ -506,9 +606,9 @@ int run_report(const report_args& args) {
     for (std::size_t i = 0; i < names.size(); ++i) {
       const account_window w = window_of(i);
       out.field(names[i]);
-      for (const amount_t v : {w.balance_from, w.granted, w.consumed, w.expired, w.shortfall, w.rejected, w.balance_to}) {
-        out.field(v);
-      }
+      out.field(w.balance_from);
+      for (const wide v : {w.granted, w.consumed, w.expired, w.shortfall, w.rejected}) out.total_field(v);
+      out.field(w.balance_to);
       out.end_row();
     }
     out.finish();
@@ -522,6 +622,7 @@ int run_report(const report_args& args) {
   html_file.commit();
   balances_file.commit();
   summary_file.commit();
+  out_dir.keep();
   return exit_ok;
 }
 
@@ -535,6 +636,9 @@ std::string version_text() {
 
 int main(int argc, char** argv) {
   for (const int signal_number : {SIGINT, SIGTERM, SIGHUP}) std::signal(signal_number, remove_pending_temp);
+  // A reader that goes away (`--out - | head`) makes a write fail with EPIPE: a system
+  // failure reported with exit code 1, never a death by SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"gpucredit: exact point-in-time balances of expiring GPU credits.\n"
                "Semantics: SPEC.md in the source tree. Exit codes: 0 ok, 1 system failure "
                "(write, memory), 2 bad input or usage."};

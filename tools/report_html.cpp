@@ -26,12 +26,13 @@ void json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-// Integers as JSON strings: int64 does not fit a JavaScript number exactly.
-void json_numbers(std::string& out, const std::vector<std::int64_t>& values) {
+// Integers as JSON strings: int64 (and the exact totals) do not fit a JavaScript number.
+template <class Integer>
+void json_numbers(std::string& out, const std::vector<Integer>& values) {
   out += '[';
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (i != 0) out += ',';
-    out += '"' + std::to_string(values[i]) + '"';
+    out += '"' + to_decimal(values[i]) + '"';
   }
   out += ']';
 }
@@ -42,7 +43,7 @@ void json_ranked(std::string& out, const std::vector<report_page::ranked>& rows)
     if (i != 0) out += ',';
     out += "{\"account\":";
     json_string(out, rows[i].account);
-    out += ",\"amount\":\"" + std::to_string(rows[i].amount) + "\"}";
+    out += ",\"amount\":\"" + to_decimal(rows[i].amount) + "\"}";
   }
   out += ']';
 }

@@ -15,12 +15,13 @@ struct report_page {
   std::string title;
   std::string time_unit;  // "", "s", "ms", "us" or "ns": how the grid times read as dates
   std::vector<timestamp_t> grid;
-  std::vector<amount_t> fleet_balance;  // per grid time
-  std::vector<amount_t> breakage;       // per grid time i: expired in [t(i-1), t(i))
-  std::vector<amount_t> shortfall;      // per grid time i: unpaid or rejected in (t(i-1), t(i)]
+  // Totals are exact and may pass int64 (SPEC section 11).
+  std::vector<total_t> fleet_balance;  // per grid time
+  std::vector<total_t> breakage;       // per grid time i: expired in [t(i-1), t(i))
+  std::vector<total_t> shortfall;      // per grid time i: unpaid or rejected in (t(i-1), t(i)]
   struct ranked {
     std::string account;
-    amount_t amount;
+    total_t amount;
   };
   std::vector<ranked> top_breakage;
   std::vector<ranked> top_shortfall;

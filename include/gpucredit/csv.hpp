@@ -50,6 +50,7 @@ class csv_writer {
 
   void field(std::string_view text);  ///< quoted only when needed
   void field(std::int64_t value);
+  void total_field(total_t value);  ///< an exact total (may pass int64)
   void empty_field();
   void raw(std::string_view text);    ///< bytes as they are (headers)
   void end_row();

@@ -30,6 +30,8 @@ class dictionary {
   std::uint32_t intern(std::string_view name);
   /// The index of `name`, or nullopt when it was never interned.
   std::optional<std::uint32_t> find(std::string_view name) const;
+  /// Whether `name` was interned (the name interned last is compared first).
+  bool contains_fast(std::string_view name) const;
   /// The name at `index` (must be < size()).
   std::string_view operator[](std::uint32_t index) const { return names_[index]; }
   std::size_t size() const noexcept { return names_.size(); }
@@ -66,11 +68,14 @@ struct event_table {
   void reserve(std::size_t count);
 
   /// Appends `add(account, credit_label, amount, timestamp, expiration)`.
-  /// Throws `input_error` naming `source` and `source_line` for a negative amount or
-  /// expiration, or `timestamp + expiration` beyond int64. Nothing is appended then.
+  /// Throws `input_error` naming `source` and `source_line` for a bad name (empty,
+  /// NUL, invalid UTF-8: detail::name_problem), a negative amount or expiration, or
+  /// `timestamp + expiration` beyond int64. Nothing is appended then. Every way in
+  /// (CSV, Arrow) validates an event here.
   void add(std::string_view account_name, std::string_view credit_label, timestamp_t at,
            amount_t amount_value, timestamp_t expiration, std::uint64_t source_line);
-  /// Appends `use(account, timestamp, amount)`; throws `input_error` for a negative amount.
+  /// Appends `use(account, timestamp, amount)`; throws `input_error` for a bad account
+  /// name or a negative amount.
   void use(std::string_view account_name, timestamp_t at, amount_t amount_value,
            std::uint64_t source_line);
 
@@ -102,6 +107,10 @@ const char* use_problem(amount_t amount) noexcept;
 /// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
 /// nothing past U+10FFFF). Names (accounts, credit labels) must be, and hold no NUL.
 bool valid_utf8(std::string_view text) noexcept;
+/// Why `name` is not a valid name (SPEC section 6: non-empty, valid UTF-8, no NUL),
+/// as "missing FIELD", "NUL byte in FIELD" or "invalid UTF-8 in FIELD"; empty when it
+/// is fine. The one rule for every way in: files, Arrow tables and calls.
+std::string name_problem(std::string_view name, std::string_view field);
 /// A field as error messages show it: at most 40 bytes, in quotes, control bytes written
 /// as \xHH so that the message stays one line.
 std::string shown(std::string_view field);

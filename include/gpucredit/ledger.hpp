@@ -81,21 +81,23 @@ struct credit_state {
 std::vector<credit_state> credits_at(const event_table& events, const ledger_result& result, account_index account,
                                      timestamp_t t);
 
-/// One account over a window (from, to]: what it held at both ends and what moved in
-/// between. Exactly: balance_to = balance_from + granted - consumed - expired.
+/// One account over a window (from, to] (SPEC section 11): what it held at both ends
+/// and what moved in between. Exactly: balance_to = balance_from + granted - consumed -
+/// expired. Balances fit in int64; the totals may not (two grants of the largest amount
+/// in one window), so they are exact 128-bit integers.
 struct account_window {
   amount_t balance_from = 0;  ///< balance at `from`
-  amount_t granted = 0;       ///< adds with from < timestamp <= to
-  amount_t consumed = 0;      ///< drawn by uses with from < timestamp <= to
-  amount_t expired = 0;       ///< left unused by credits expiring in the window (from <= end < to)
-  amount_t shortfall = 0;     ///< unpaid usage in the window (drain)
-  amount_t rejected = 0;      ///< rejected usage in the window (reject)
+  total_t granted = 0;        ///< adds with from < timestamp <= to
+  total_t consumed = 0;       ///< drawn by uses with from < timestamp <= to
+  total_t expired = 0;        ///< left unused by credits expiring in the window (from <= end < to)
+  total_t shortfall = 0;      ///< unpaid usage in the window (drain)
+  total_t rejected = 0;       ///< rejected usage in the window (reject)
   amount_t balance_to = 0;    ///< balance at `to`
 };
 
 /// The window (from, to] of every account (indexed by account), read off `events` and the
-/// `result` of replaying them; O(events + intervals). Throws `input_error` when a total
-/// over the window does not fit in int64, and `error` when from > to. Blocks.
+/// `result` of replaying them; O(events + intervals). Throws `error` when from > to.
+/// Blocks.
 std::vector<account_window> window_summary(const event_table& events, const ledger_result& result, timestamp_t from,
                                            timestamp_t to);
 

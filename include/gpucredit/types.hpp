@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <string_view>
 
 namespace gpucredit {
@@ -11,6 +12,9 @@ namespace gpucredit {
 using timestamp_t = std::int64_t;
 /// An amount of credit. Never negative in input; a balance always fits in int64.
 using amount_t = std::int64_t;
+/// An exact total that may pass int64 although every balance fits (SPEC section 11):
+/// sums over a window (granted, consumed, expired, unpaid) and across accounts.
+__extension__ typedef __int128 total_t;
 /// Dense index of an interned account name (see `dictionary`).
 using account_index = std::uint32_t;
 /// Position of an event in its table: its arrival number.
@@ -36,6 +40,22 @@ enum class overdraft_policy : std::uint8_t {
 /// "drain" or "reject".
 constexpr std::string_view to_string(overdraft_policy policy) noexcept {
   return policy == overdraft_policy::drain ? "drain" : "reject";
+}
+
+/// The decimal digits of a total, with a leading '-' when negative.
+inline std::string to_decimal(total_t value) {
+  if (value == 0) return "0";
+  const bool negative = value < 0;
+  __extension__ typedef unsigned __int128 magnitude_t;
+  magnitude_t rest = negative ? magnitude_t{0} - static_cast<magnitude_t>(value) : static_cast<magnitude_t>(value);
+  char digits[41];
+  char* p = digits + sizeof digits;
+  while (rest != 0) {
+    *--p = static_cast<char>('0' + static_cast<int>(rest % 10));
+    rest /= 10;
+  }
+  if (negative) *--p = '-';
+  return std::string(p, static_cast<std::size_t>(digits + sizeof digits - p));
 }
 
 }  // namespace gpucredit

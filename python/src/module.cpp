@@ -324,23 +324,13 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
     const ar::column_view timestamp = *view(at.timestamp);
     const ar::column_view amount = *view(at.amount);
     const std::optional<ar::column_view> expiration = view(at.expiration);
-    std::string_view last_account;  // checked names, as views into this batch
-    std::string_view last_label;
     for (std::int64_t j = 0; j < batch.length; ++j, ++row) {
       const std::int64_t i = j + batch.offset;
       const auto bad = [&](const std::string& reason) { throw row_error(source, row, reason); };
-      // Names must be text (UTF-8, no NUL); a name equal to the row before's is not
-      // checked again.
-      const auto text = [&](const ar::column_view& c, const char* name,
-                            std::string_view& previous) {
+      // Names are checked where every event is validated (event_table::add, use).
+      const auto text = [&](const ar::column_view& c, const char* name) {
         if (c.is_null(i)) bad(std::string("missing ") + name);
-        const std::string_view v = c.text(i);
-        if (v == previous) return v;
-        if (std::memchr(v.data(), '\0', v.size()) != nullptr)
-          bad(std::string("NUL byte in ") + name);
-        if (!gc::detail::valid_utf8(v)) bad(std::string("invalid UTF-8 in ") + name);
-        previous = v;
-        return v;
+        return c.text(i);
       };
       const auto integer = [&](const ar::column_view& c, const char* name) {
         if (c.is_null(i)) bad(std::string("missing ") + name);
@@ -355,11 +345,8 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
       const std::string_view op_name = op.text(i);
       const bool is_add = op_name == "add";
       if (!is_add && op_name != "use") bad("unknown op " + gc::detail::shown(op_name));
-      const std::string_view account_name = text(account, "account", last_account);
-      if (account_name.empty()) bad("missing account");
-      const std::string_view label = credit && !credit->is_null(i)
-                                         ? text(*credit, "credit_id", last_label)
-                                         : std::string_view();
+      const std::string_view account_name = text(account, "account");
+      const std::string_view label = credit && !credit->is_null(i) ? credit->text(i) : std::string_view();
       const std::int64_t t = integer(timestamp, "timestamp");
       const std::int64_t value = integer(amount, "amount");
       try {

@@ -98,6 +98,9 @@ def test_numpy_integers_and_keywords():
         (lambda c: c.addCredit("a", 2**63, 0, 1), "amount out of int64 range"),
         (lambda c: c.useCredit("a", 5, -3), "negative amount"),
         (lambda c: c.addCredit("a", 2**63 - 1, 0, 10), "balance beyond int64 at 0"),
+        (lambda c: c.addCredit("", 1, 0, 10), "missing account"),
+        (lambda c: c.useCredit("", 1, 1), "missing account"),
+        (lambda c: c.addCredit("a\0b", 1, 0, 10), "NUL byte in account"),
     ],
 )
 def test_bad_calls_raise_and_change_nothing(call, reason):
@@ -121,3 +124,19 @@ def test_wrong_types():
         credit.addCredit(7, 1, 0, 10)
     with pytest.raises(ValueError):
         GPUCredit(policy="borrow")
+
+
+def test_a_late_call_that_would_overflow_a_later_balance_is_refused():
+    # Under reject, the late use at 3 would make the use at 5 rejected, and the balance
+    # at 10 would be M + 1: refused, and the account answers as before (SPEC section 6).
+    m = 2**63 - 1
+    credit = GPUCredit(policy="reject")
+    credit.addCredit("a", m, 0, 100)
+    credit.useCredit("a", 5, m)
+    credit.addCredit("a", 2, 10, 100)
+    with pytest.raises(InputError) as info:
+        credit.useCredit("a", 3, 1)
+    assert info.value.reason == "balance beyond int64 at 10"
+    assert credit.getBalance("a", 4) == m
+    assert credit.getBalance("a", 5) is None
+    assert credit.getBalance("a", 10) == 2

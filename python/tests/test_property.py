@@ -21,7 +21,7 @@ amounts = st.one_of(st.integers(0, 60), st.sampled_from([0, 1, 2**62, 2**63 - 1]
 times = st.integers(-5, 40)
 events = st.lists(
     st.one_of(
-        st.tuples(st.just("add"), st.sampled_from(ACCOUNTS), st.sampled_from(["p", "q", ""]), times, amounts,
+        st.tuples(st.just("add"), st.sampled_from(ACCOUNTS), st.sampled_from(["p", "q", "p", "q", "p", "q", ""]), times, amounts,
                   st.integers(0, 30)),
         st.tuples(st.just("use"), st.sampled_from(ACCOUNTS), st.just(""), times, amounts, st.just(None)),
     ),
