@@ -41,7 +41,10 @@ def raises(source, **kwargs):
         ({"timestamp": [2**63 - 1, 2**63 - 1]}, 0, "timestamp + expiration beyond int64"),
         ({"timestamp": pa.array([0, 2**64 - 1], pa.uint64())}, 1, "timestamp out of int64 range"),
         ({"amount": [10.0, 2.5]}, 1, "amount is not an integer"),
-        ({"op": ["add", "add"], "amount": [2**63 - 1, 1], "expiration": [100, 100]}, 1, "balance beyond int64 at 5 (account 'a')"),
+        ({"op": ["add", "add"], "credit_id": ["c", "d"], "amount": [2**63 - 1, 1], "expiration": [100, 100]}, 1,
+         "balance beyond int64 at 5 (account 'a')"),
+        ({"op": ["add", "add"], "expiration": [100, 100]}, 1, "missing credit_id"),
+        ({"credit_id": ["", None]}, 0, "missing credit_id"),
     ],
 )
 def test_bad_rows(changes, row, reason):
