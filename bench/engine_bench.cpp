@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "gpucredit/csv.hpp"
+#include "cpu/query/engine_impl.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/gpu_credit.hpp"
 #include "gpucredit/ledger.hpp"
@@ -111,7 +112,7 @@ void BM_Queries(benchmark::State& state) {
   }
   for (auto _ : state) benchmark::DoNotOptimize(e.balances(accounts, times));
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
-  state.counters["breakpoints"] = static_cast<double>(e.cpu_index()->size());
+  state.counters["breakpoints"] = static_cast<double>(detail::engine_access::cpu_index(e)->size());
 }
 BENCHMARK(BM_Queries)->Args({1000, 0})->Args({1000, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -189,7 +190,7 @@ void BM_QueriesSynthetic(benchmark::State& state) {
   std::vector<timestamp_t> times(n);
   for (std::size_t i = 0; i < n; ++i) std::tie(accounts[i], times[i]) = q[i];
   const std::vector<amount_t> answers = e.balances(accounts, times);
-  const step_index& index = *e.cpu_index();
+  const step_index& index = *detail::engine_access::cpu_index(e);
   for (std::size_t i = 0; i < n; i += 997) check(answers[i] == index.balance(accounts[i], times[i]), "balance");
   std::vector<amount_t> out(n);  // reused, as a caller answering batch after batch would
   for (auto _ : state) {

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "device_index.cuh"
-#include "gpucredit/detail/engine_impl.hpp"
+#include "cpu/query/engine_impl.hpp"
 #include "gpucredit/error.hpp"
 
 #if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
@@ -54,7 +54,7 @@ void reserve_at_least(thrust::device_vector<T>& v, u64 count) {
 #if GPUCREDIT_DEVICE_IS_CUDA
 
 void cuda_check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw backend_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
+  if (status != cudaSuccess) throw device_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
 }
 #define GPUCREDIT_CUDA_TRY(call) cuda_check((call), #call)
 
@@ -173,7 +173,7 @@ class device_engine final : public engine::impl {
     std::size_t total_bytes = 0;
     GPUCREDIT_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
     const u64 fit = free_bytes / (2 * 2 * (20 + 16));
-    if (fit < 1024) throw backend_error("CUDA: too little device memory left for query buffers");
+    if (fit < 1024) throw device_error("CUDA: too little device memory left for query buffers");
     batch_ = std::min(batch_, fit);
 #endif
     host_offsets_.resize(index_.offsets.size());
@@ -335,7 +335,7 @@ std::unique_ptr<engine::impl> make_device_engine(const interval_table& intervals
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const std::exception& e) {  // thrust::system_error and the like
-    throw backend_error(std::string("CUDA engine: ") + e.what());
+    throw device_error(std::string("CUDA engine: ") + e.what());
   }
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "cpu/query/engine_impl.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
 #include "test_support.hpp"
@@ -209,11 +210,11 @@ TEST(Engine, EveryBackendBuildsTheSameIndex) {
   std::mt19937_64 rng(21);
   const interval_table rows = random_rows(rng, 20000, 300);
   const step_index want = step_index::build(rows, 301);
-  const step_index got = engine::create(rows, 301, test::backend_under_test()).index();
+  const step_index got = detail::engine_access::index(engine::create(rows, 301, test::backend_under_test()));
   EXPECT_EQ(got.account_offsets, want.account_offsets);
   EXPECT_EQ(got.times, want.times);
   EXPECT_EQ(got.balances, want.balances);
-  const step_index empty = engine::create(interval_table{}, 0, test::backend_under_test()).index();
+  const step_index empty = detail::engine_access::index(engine::create(interval_table{}, 0, test::backend_under_test()));
   EXPECT_EQ(empty.account_offsets, (std::vector<std::uint64_t>{0}));
   EXPECT_TRUE(empty.times.empty());
 }

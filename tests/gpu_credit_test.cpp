@@ -6,7 +6,7 @@
 
 #include <random>
 
-#include "gpucredit/detail/live_credits.hpp"
+#include "cpu/ledger/live_credits.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/gpu_credit.hpp"

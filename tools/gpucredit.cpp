@@ -730,9 +730,12 @@ int main(int argc, char** argv) {
   } catch (const input_error& e) {
     std::cerr << e.what() << '\n';
     return exit_bad_input;
-  } catch (const backend_error& e) {
+  } catch (const backend_unavailable& e) {
     std::cerr << "gpucredit: " << e.what() << '\n';
     return exit_bad_input;
+  } catch (const device_error& e) {
+    std::cerr << "gpucredit: device failure: " << e.what() << '\n';
+    return exit_failure;
   } catch (const std::bad_alloc&) {
     std::cerr << "gpucredit: out of memory\n";
     return exit_failure;

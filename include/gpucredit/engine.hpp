@@ -13,6 +13,10 @@
 
 namespace gpucredit {
 
+namespace detail {
+struct engine_access;
+}  // namespace detail
+
 /// Where queries are answered.
 enum class backend : std::uint8_t { cpu, cuda };
 
@@ -24,31 +28,8 @@ std::vector<backend> compiled_backends();
 bool backend_available(backend b);
 /// Resolves a request "auto", "cpu" or "cuda". "auto" honours the environment
 /// variable GPUCREDIT_BACKEND when it is set, else picks CUDA when available, else CPU.
-/// Throws `backend_error` for an unknown name or a backend that cannot run here.
+/// Throws `backend_unavailable` for an unknown name or a backend that cannot run here.
 backend select_backend(std::string_view request = "auto");
-
-/// A per-account step function in CSR form: the breakpoints of account a are
-/// [account_offsets[a], account_offsets[a + 1]); `times` strictly increase within an
-/// account and `balances[i]` holds from `times[i]` until the next breakpoint. Before an
-/// account's first breakpoint its balance is 0. Searches touch only `times`.
-struct step_index {
-  std::vector<std::uint64_t> account_offsets;  ///< account_count + 1 entries
-  std::vector<timestamp_t> times;
-  std::vector<amount_t> balances;
-
-  std::size_t account_count() const noexcept {
-    return account_offsets.empty() ? 0 : account_offsets.size() - 1;
-  }
-  std::size_t size() const noexcept { return times.size(); }
-
-  /// Builds the index from `intervals` (rows of any order): +amount at begin,
-  /// -amount at end + 1 (none when end is the largest timestamp), equal times merged,
-  /// prefix-summed per account. Accounts >= account_count must not appear.
-  static step_index build(const interval_table& intervals, std::size_t account_count);
-
-  /// The balance of `account` at `t` (0 = none; account_none or out of range: 0).
-  amount_t balance(account_index account, timestamp_t t) const noexcept;
-};
 
 /// Answers batches of balance queries on one backend. Built once from an interval
 /// table, then queried any number of times; const methods are safe to call from
@@ -56,7 +37,8 @@ struct step_index {
 class engine {
  public:
   /// Builds the engine's index from `result.intervals` on backend `b`.
-  /// Throws `backend_error` when `b` is not available.
+  /// Throws `backend_unavailable` when `b` cannot run here, `device_error` when the
+  /// device fails.
   static engine create(const ledger_result& result, backend b = backend::cpu);
   static engine create(const interval_table& intervals, std::size_t account_count,
                        backend b = backend::cpu);
@@ -81,16 +63,11 @@ class engine {
   /// One query, as the SPEC reports it: nullopt for none.
   std::optional<amount_t> balance(account_index account, timestamp_t t) const;
 
-  /// The CPU step index (for tests and diagnostics); null on other backends.
-  const step_index* cpu_index() const noexcept;
-  /// The engine's step index copied to host memory, whatever the backend (for tests
-  /// and diagnostics: every backend must build the same one). Blocks.
-  step_index index() const;
-
-  /// The seam a backend implements.
+  /// The seam a backend implements (internal).
   class impl;
 
  private:
+  friend struct detail::engine_access;  // the index, for tests and benchmarks (internal)
   explicit engine(std::unique_ptr<impl> p);
   std::unique_ptr<impl> impl_;
 };

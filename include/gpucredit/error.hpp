@@ -40,10 +40,25 @@ class io_error : public error {
   using error::error;
 };
 
-/// A backend was asked for that was not compiled in or has no device.
+/// A query backend's failure: one of the two below.
 class backend_error : public error {
  public:
   using error::error;
+};
+
+/// The backend asked for cannot run here: an unknown name, a backend not compiled into
+/// this build, no usable device (none found, or one this build has no code for). The
+/// caller's choice is at fault: the CLI exits 2.
+class backend_unavailable : public backend_error {
+ public:
+  using backend_error::backend_error;
+};
+
+/// The device failed while it worked (out of device memory, a failed launch or copy, a
+/// sticky CUDA error): a system failure, the CLI exits 1.
+class device_error : public backend_error {
+ public:
+  using backend_error::backend_error;
 };
 
 }  // namespace gpucredit

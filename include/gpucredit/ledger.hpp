@@ -101,13 +101,4 @@ struct account_window {
 std::vector<account_window> window_summary(const event_table& events, const ledger_result& result, timestamp_t from,
                                            timestamp_t to);
 
-namespace detail {
-
-/// Thrown by the replay cores when an add would take a balance beyond int64.
-struct balance_overflow {
-  event_row row;
-  timestamp_t timestamp;
-};
-
-}  // namespace detail
 }  // namespace gpucredit

@@ -22,8 +22,9 @@
 
 #include "arrow.hpp"
 #include "gpucredit/csv.hpp"
-#include "gpucredit/detail/parallel.hpp"
+#include "cpu/parallel.hpp"
 #include "gpucredit/engine.hpp"
+#include "cpu/io/validate.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/events.hpp"
 #include "gpucredit/gpu_credit.hpp"

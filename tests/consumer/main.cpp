@@ -1,5 +1,14 @@
-// The original notebook's asserts, as a user of the installed package writes them.
+// The original notebook's asserts, as a user of the installed package writes them; and
+// every installed header, each of which must compile on its own with nothing but the
+// installed set (no internal header is installed or reachable).
+#include <gpucredit/csv.hpp>
+#include <gpucredit/engine.hpp>
+#include <gpucredit/error.hpp>
+#include <gpucredit/events.hpp>
 #include <gpucredit/gpu_credit.hpp>
+#include <gpucredit/ledger.hpp>
+#include <gpucredit/types.hpp>
+#include <gpucredit/version.hpp>
 
 #include <cstdio>
 #include <cstdlib>

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "cpu/io/validate.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <memory>
 
+#include "cpu/io/validate.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {

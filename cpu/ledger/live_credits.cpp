@@ -1,5 +1,5 @@
 // Treap of live credits with subtree sums (see detail/live_credits.hpp).
-#include "gpucredit/detail/live_credits.hpp"
+#include "cpu/ledger/live_credits.hpp"
 
 #include <cassert>
 #include <tuple>

@@ -13,7 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "gpucredit/detail/live_credits.hpp"
+#include "cpu/io/validate.hpp"
+#include "cpu/ledger/draw.hpp"
+#include "cpu/ledger/live_credits.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/events.hpp"
 #include "gpucredit/ledger.hpp"
@@ -62,47 +64,45 @@ struct account_state {
     }
   }
 
-  // Expires every credit that ends before t (each stops counting at end + 1 <= t).
-  void advance_to(timestamp_t t) {
-    while (!live.empty() && live.front().end < t) {
-      const detail::live_credits::credit& c = live.front();
-      balance -= c.remaining;
-      record(c.end + 1, balance);
-      live.pop_front();
+  // The live credits as detail::draw sees them; an expiry settles a breakpoint at
+  // end + 1 (which cannot overflow: the credit ended before some later time).
+  struct live_view {
+    account_state& a;
+    bool empty() const noexcept { return a.live.empty(); }
+    timestamp_t front_end() const { return a.live.front().end; }
+    amount_t front_remaining() const { return a.live.front().remaining; }
+    void take_from_front(amount_t amount) {
+      if (amount == a.live.front().remaining) {
+        a.live.pop_front();
+      } else {
+        a.live.draw_from_front(amount);
+      }
     }
-  }
+    void expire_front(amount_t balance) {
+      a.record(a.live.front().end + 1, balance);
+      a.live.pop_front();
+    }
+  };
 
   // Whether an add of `amount` at t (>= now) would take the balance beyond int64.
   bool add_overflows(timestamp_t t, amount_t amount) const {
     return live.remaining_ending_at_or_after(t) > amount_max - amount;
   }
 
-  // Applies one call with timestamp >= now. Throws detail::balance_overflow before changing
-  // anything but expiries (which hold whatever comes next).
+  // Applies one call with timestamp >= now (SPEC section 4, detail::draw). Throws
+  // detail::balance_overflow before changing anything but expiries (which hold whatever
+  // comes next).
   void apply(const call& c, overdraft_policy policy) {
-    advance_to(c.timestamp);
+    live_view view{*this};
+    detail::expire_before(view, c.timestamp, balance);
     started = true;
     now = c.timestamp;
     if (c.amount == 0) return;
     if (c.kind == op::add) {
-      if (balance > amount_max - c.amount) throw detail::balance_overflow{c.row, c.timestamp};
+      detail::add_to_balance(balance, c.amount, c.row, c.timestamp);
       live.insert({c.end, c.timestamp, c.row, c.amount});
-      balance += c.amount;
     } else {
-      if (c.amount > balance && policy == overdraft_policy::reject) return;
-      amount_t need = c.amount;
-      while (need > 0 && !live.empty()) {
-        const amount_t remaining = live.front().remaining;
-        if (remaining <= need) {
-          live.pop_front();
-          need -= remaining;
-          balance -= remaining;
-        } else {
-          live.draw_from_front(need);
-          balance -= need;
-          need = 0;
-        }
-      }
+      detail::draw(view, balance, c.amount, policy);
     }
     record(c.timestamp, balance);
   }

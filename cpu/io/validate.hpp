@@ -1,0 +1,30 @@
+// The rules an event must follow (SPEC sections 1 and 6), shared by every way in: the
+// event table (CSV and Arrow rows), the compatible class, and the query readers
+// (internal).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "gpucredit/types.hpp"
+
+namespace gpucredit {
+
+namespace detail {
+/// Why add(timestamp, amount, expiration) is bad input, or nullptr when it is fine.
+const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration) noexcept;
+/// Why use(amount) is bad input, or nullptr when it is fine.
+const char* use_problem(amount_t amount) noexcept;
+/// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+/// nothing past U+10FFFF). Names (accounts, credit labels) must be, and hold no NUL.
+bool valid_utf8(std::string_view text) noexcept;
+/// Why `name` is not a valid name (SPEC section 6: non-empty, valid UTF-8, no NUL),
+/// as "missing FIELD", "NUL byte in FIELD" or "invalid UTF-8 in FIELD"; empty when it
+/// is fine. The one rule for every way in: files, Arrow tables and calls.
+std::string name_problem(std::string_view name, std::string_view field);
+/// A field as error messages show it: at most 40 bytes, in quotes, control bytes written
+/// as \xHH so that the message stays one line.
+std::string shown(std::string_view field);
+}  // namespace detail
+
+}  // namespace gpucredit

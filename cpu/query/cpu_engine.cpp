@@ -1,0 +1,135 @@
+// The CPU query engine: batches of queries answered against the step index on every
+// core.
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+
+#include "cpu/parallel.hpp"
+#include "cpu/query/engine_impl.hpp"
+#include "cpu/query/step_index.hpp"
+
+namespace gpucredit::detail {
+
+namespace {
+
+// Queries are answered in blocks. A block sorted by (account, time) is one forward pass
+// per account over its breakpoints, galloping over long gaps; any other block runs its
+// binary searches interleaved, a group at a time, prefetching the next probe of each,
+// so that the cache misses of the group overlap instead of queueing.
+constexpr std::size_t block_queries = 4096;
+constexpr std::size_t search_group = 128;
+constexpr std::size_t queries_per_thread_min = std::size_t{1} << 16;
+static_assert(block_queries % search_group == 0, "blocks hold whole groups");
+
+class cpu_engine final : public engine::impl {
+ public:
+  explicit cpu_engine(step_index index) : index_(std::move(index)) {}
+  backend kind() const noexcept override { return backend::cpu; }
+
+  void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                std::span<amount_t> out) const override {
+    const std::size_t n = accounts.size();
+    // Large batches are split between the cores, each part answered independently.
+    const std::size_t parts = detail::part_count(n, queries_per_thread_min);
+    detail::run_parts(parts, [&](std::size_t k) {
+      const std::size_t first = n * k / parts;
+      const std::size_t last = n * (k + 1) / parts;
+      for (std::size_t b = first; b < last; b += block_queries) {
+        const std::size_t end = std::min(last, b + block_queries);
+        answer_block(accounts.subspan(b, end - b), times.subspan(b, end - b), out.data() + b);
+      }
+    });
+  }
+  step_index index() const override { return index_; }
+  const step_index* cpu_index() const noexcept override { return &index_; }
+
+ private:
+  void answer_block(std::span<const account_index> accounts, std::span<const timestamp_t> times, amount_t* out) const {
+    bool sorted = true;
+    for (std::size_t i = 1; i < accounts.size() && sorted; ++i) {
+      sorted = accounts[i - 1] < accounts[i] || (accounts[i - 1] == accounts[i] && times[i - 1] <= times[i]);
+    }
+    if (sorted) {
+      answer_sorted(accounts, times, out);
+    } else {
+      answer_unsorted(accounts, times, out);
+    }
+  }
+
+  // One forward pass per account; `pos` is the first breakpoint later than the last query.
+  void answer_sorted(std::span<const account_index> accounts, std::span<const timestamp_t> times, amount_t* out) const {
+    const std::size_t count = index_.account_count();
+    const timestamp_t* bp = index_.times.data();
+    std::size_t i = 0;
+    while (i < accounts.size()) {
+      const account_index a = accounts[i];
+      if (a >= count) {  // unknown accounts (account_none sorts last)
+        for (; i < accounts.size() && accounts[i] == a; ++i) out[i] = 0;
+        continue;
+      }
+      const std::size_t lo = index_.account_offsets[a];
+      const std::size_t hi = index_.account_offsets[a + 1];
+      std::size_t pos = lo;
+      for (; i < accounts.size() && accounts[i] == a; ++i) {
+        const timestamp_t t = times[i];
+        if (pos < hi && bp[pos] <= t) {
+          // Gallop: double the step while still at or before t, then search that span.
+          std::size_t step = 1;
+          while (pos + step < hi && bp[pos + step] <= t) step *= 2;
+          pos = static_cast<std::size_t>(std::upper_bound(bp + pos + step / 2, bp + std::min(hi, pos + step), t) - bp);
+        }
+        out[i] = pos == lo ? 0 : index_.balances[pos - 1];
+      }
+    }
+  }
+
+  void answer_unsorted(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+                       amount_t* out) const {
+    const std::size_t count = index_.account_count();
+    const timestamp_t* bp = index_.times.data();
+    for (std::size_t g = 0; g < accounts.size(); g += search_group) {
+      const std::size_t size = std::min(search_group, accounts.size() - g);
+      std::size_t base[search_group];
+      std::size_t length[search_group];
+      std::size_t first[search_group];
+      for (std::size_t k = 0; k < size; ++k) {
+        const account_index a = accounts[g + k];
+        const bool known = a < count;
+        first[k] = known ? index_.account_offsets[a] : 0;
+        length[k] = known ? index_.account_offsets[a + 1] - first[k] : 0;
+        base[k] = first[k];
+        __builtin_prefetch(bp + base[k] + length[k] / 2);
+      }
+      // Branch-free upper bound, all searches of the group one step at a time.
+      for (bool busy = true; busy;) {
+        busy = false;
+        for (std::size_t k = 0; k < size; ++k) {
+          if (length[k] <= 1) continue;
+          const std::size_t half = length[k] / 2;
+          base[k] = bp[base[k] + half] <= times[g + k] ? base[k] + half : base[k];
+          length[k] -= half;
+          __builtin_prefetch(bp + base[k] + length[k] / 2);
+          busy = busy || length[k] > 1;
+        }
+      }
+      for (std::size_t k = 0; k < size; ++k) {
+        if (length[k] == 0) {
+          out[g + k] = 0;
+          continue;
+        }
+        const std::size_t after = base[k] + (bp[base[k]] <= times[g + k] ? 1 : 0);  // first breakpoint > t
+        out[g + k] = after == first[k] ? 0 : index_.balances[after - 1];
+      }
+    }
+  }
+
+  step_index index_;
+};
+
+}  // namespace
+
+std::unique_ptr<engine::impl> make_cpu_engine(const interval_table& intervals, std::size_t account_count) {
+  return std::make_unique<cpu_engine>(step_index::build(intervals, account_count));
+}
+
+}  // namespace gpucredit::detail

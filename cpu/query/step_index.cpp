@@ -1,0 +1,147 @@
+// The step index: built per account from the interval table (deltas at begin and after
+// end, each credit's runs of deltas merged, equal times merged, prefix-summed), in parts
+// of consecutive accounts on every core.
+#include "cpu/query/step_index.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+#include "cpu/parallel.hpp"
+
+namespace gpucredit {
+
+namespace {
+
+// Interval rows per core below which the index is built on one core.
+constexpr std::size_t intervals_per_part_min = std::size_t{1} << 16;
+
+struct delta {
+  timestamp_t time;
+  std::uint64_t change;  // two's complement: sums wrap, and every final balance fits int64
+};
+
+// Sorts deltas by time. The ledger lists each credit's stretches one after another, so
+// the deltas come as a few ascending runs (one per credit): those are merged pairwise
+// in linear passes; many short runs are sorted instead.
+void sort_deltas(std::vector<delta>& deltas, std::vector<delta>& scratch, std::vector<std::size_t>& runs) {
+  constexpr std::size_t runs_merged_max = 16;
+  auto earlier = [](const delta& a, const delta& b) { return a.time < b.time; };
+  runs.clear();
+  runs.push_back(0);
+  for (std::size_t i = 1; i < deltas.size() && runs.size() <= runs_merged_max; ++i) {
+    if (deltas[i].time < deltas[i - 1].time) runs.push_back(i);
+  }
+  if (runs.size() > runs_merged_max) {
+    std::sort(deltas.begin(), deltas.end(), earlier);
+    return;
+  }
+  runs.push_back(deltas.size());
+  while (runs.size() > 2) {  // merge neighbouring runs until one is left
+    scratch.resize(deltas.size());
+    std::size_t kept = 0;
+    for (std::size_t r = 0; r + 1 < runs.size(); r += 2) {
+      const auto first = deltas.begin() + static_cast<std::ptrdiff_t>(runs[r]);
+      const auto middle = deltas.begin() + static_cast<std::ptrdiff_t>(runs[r + 1]);
+      const auto last = r + 2 < runs.size() ? deltas.begin() + static_cast<std::ptrdiff_t>(runs[r + 2]) : middle;
+      std::merge(first, middle, middle, last, scratch.begin() + static_cast<std::ptrdiff_t>(runs[r]), earlier);
+      runs[kept++] = runs[r];
+    }
+    runs[kept++] = deltas.size();
+    runs.resize(kept);
+    deltas.swap(scratch);
+  }
+}
+
+// Appends the breakpoints of one account, given the deltas of its intervals in time order.
+void append_account(const std::vector<delta>& deltas, step_index& index) {
+  std::uint64_t running = 0;
+  for (std::size_t i = 0; i < deltas.size();) {
+    const timestamp_t t = deltas[i].time;
+    std::uint64_t change = 0;
+    for (; i < deltas.size() && deltas[i].time == t; ++i) change += deltas[i].change;
+    if (change == 0) continue;  // equal times merged; no breakpoint without a change
+    running += change;
+    assert(static_cast<amount_t>(running) >= 0);
+    index.times.push_back(t);
+    index.balances.push_back(static_cast<amount_t>(running));
+  }
+}
+
+}  // namespace
+
+step_index step_index::build(const interval_table& intervals, std::size_t account_count) {
+  const std::size_t n = intervals.size();
+  // Group rows by account (a stable counting sort of row numbers), unless they already are.
+  std::vector<std::size_t> offsets(account_count + 1, 0);
+  for (const account_index a : intervals.account) {
+    assert(a < account_count);
+    ++offsets[a + 1];
+  }
+  for (std::size_t a = 0; a < account_count; ++a) offsets[a + 1] += offsets[a];
+  std::vector<std::size_t> order;
+  const bool grouped = std::is_sorted(intervals.account.begin(), intervals.account.end());
+  if (!grouped) {
+    order.resize(n);
+    std::vector<std::size_t> cursor(offsets.begin(), offsets.end() - 1);
+    for (std::size_t row = 0; row < n; ++row) order[cursor[intervals.account[row]]++] = row;
+  }
+
+  // Accounts are independent: parts of consecutive accounts build their breakpoints on
+  // their own cores, then the parts are laid end to end.
+  const std::size_t parts = account_count == 0 ? 1 : detail::part_count(n, intervals_per_part_min);
+  const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, parts);
+  std::vector<step_index> partial(parts);
+  detail::run_parts(parts, [&](std::size_t k) {
+    step_index& part = partial[k];
+    const std::size_t rows = offsets[cuts[k + 1]] - offsets[cuts[k]];
+    part.account_offsets.resize(cuts[k + 1] - cuts[k]);
+    part.times.reserve(2 * rows);
+    part.balances.reserve(2 * rows);
+    std::vector<delta> deltas;
+    std::vector<delta> scratch;
+    std::vector<std::size_t> runs;
+    for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) {
+      part.account_offsets[a - cuts[k]] = part.times.size();
+      deltas.clear();
+      for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
+        const std::size_t row = grouped ? i : order[i];
+        const auto amount = static_cast<std::uint64_t>(intervals.amount[row]);
+        deltas.push_back({intervals.begin[row], amount});
+        // The credit stops counting at end + 1; at the largest timestamp it never stops.
+        if (intervals.end[row] != timestamp_max) deltas.push_back({intervals.end[row] + 1, 0 - amount});
+      }
+      sort_deltas(deltas, scratch, runs);
+      append_account(deltas, part);
+    }
+  });
+  if (parts == 1) {
+    step_index index = std::move(partial[0]);
+    index.account_offsets.push_back(index.times.size());
+    return index;
+  }
+  std::vector<std::size_t> at(parts + 1, 0);
+  for (std::size_t k = 0; k < parts; ++k) at[k + 1] = at[k] + partial[k].times.size();
+  step_index index;
+  index.account_offsets.resize(account_count + 1);
+  index.times.resize(at[parts]);
+  index.balances.resize(at[parts]);
+  detail::run_parts(parts, [&](std::size_t k) {
+    const step_index& part = partial[k];
+    std::copy(part.times.begin(), part.times.end(), index.times.begin() + static_cast<std::ptrdiff_t>(at[k]));
+    std::copy(part.balances.begin(), part.balances.end(), index.balances.begin() + static_cast<std::ptrdiff_t>(at[k]));
+    for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) index.account_offsets[a] = at[k] + part.account_offsets[a - cuts[k]];
+  });
+  index.account_offsets[account_count] = at[parts];
+  return index;
+}
+
+amount_t step_index::balance(account_index account, timestamp_t t) const noexcept {
+  if (account >= account_count()) return 0;
+  const auto first = times.begin() + static_cast<std::ptrdiff_t>(account_offsets[account]);
+  const auto last = times.begin() + static_cast<std::ptrdiff_t>(account_offsets[account + 1]);
+  const auto after = std::upper_bound(first, last, t);  // first breakpoint later than t
+  if (after == first) return 0;
+  return balances[static_cast<std::size_t>(after - times.begin()) - 1];
+}
+
+}  // namespace gpucredit
