@@ -1,0 +1,76 @@
+// See gpucredit/report.hpp.
+#include "gpucredit/report.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "gpucredit/error.hpp"
+
+namespace gpucredit {
+
+std::vector<timestamp_t> report_grid(timestamp_t from, timestamp_t to, timestamp_t every) {
+  if (from > to) throw input_error("report grid", 0, "from is after to");
+  if (every <= 0) throw input_error("report grid", 0, "the step must be positive");
+  // Unsigned arithmetic: to - from and from + k * every never overflow.
+  const std::uint64_t span = static_cast<std::uint64_t>(to) - static_cast<std::uint64_t>(from);
+  const std::uint64_t steps = span / static_cast<std::uint64_t>(every);
+  if (steps >= grid_times_max) {
+    throw input_error("report grid", 0,
+                      "from " + std::to_string(from) + " to " + std::to_string(to) + " every " + std::to_string(every) +
+                          " has " + to_decimal(total_t{steps} + 1) + " times; at most " +
+                          std::to_string(grid_times_max) + " are allowed");
+  }
+  std::vector<timestamp_t> grid(steps + 1);
+  for (std::uint64_t k = 0; k <= steps; ++k) {
+    grid[k] = static_cast<timestamp_t>(static_cast<std::uint64_t>(from) + k * static_cast<std::uint64_t>(every));
+  }
+  return grid;
+}
+
+step_flows flows_per_step(const event_table& events, const ledger_result& result, std::span<const timestamp_t> grid,
+                          std::span<const char> included) {
+  step_flows flows{std::vector<total_t>(grid.size(), 0), std::vector<total_t>(grid.size(), 0)};
+  const interval_table& iv = result.intervals;
+  for (std::size_t r = 0; r < iv.size(); ++r) {  // a row reaching its credit's end: held until it expired
+    if (included[iv.account[r]] == 0 || iv.end[r] != events.end[iv.credit[r]]) continue;
+    const auto i = static_cast<std::size_t>(std::upper_bound(grid.begin(), grid.end(), iv.end[r]) - grid.begin());
+    if (i >= 1 && i < grid.size()) flows.breakage[i] += iv.amount[r];
+  }
+  for (const usage_table* usage : {&result.shortfalls, &result.rejections}) {
+    for (std::size_t u = 0; u < usage->size(); ++u) {
+      if (included[usage->account[u]] == 0) continue;
+      const auto i =
+          static_cast<std::size_t>(std::lower_bound(grid.begin(), grid.end(), usage->timestamp[u]) - grid.begin());
+      if (i >= 1 && i < grid.size()) flows.shortfall[i] += usage->amount[u];
+    }
+  }
+  return flows;
+}
+
+void grid_balances(const engine& answers, std::span<const account_index> accounts, std::span<const timestamp_t> grid,
+                   std::vector<total_t>& fleet,
+                   const std::function<void(std::size_t first, std::span<const amount_t> balances)>& sink) {
+  fleet.assign(grid.size(), 0);
+  if (grid.empty()) return;
+  // A bounded slice of accounts at a time: 4 Mi queries (96 MiB of columns and answers).
+  constexpr std::size_t grid_queries_per_batch = std::size_t{1} << 22;
+  const std::size_t accounts_per_batch = std::max<std::size_t>(1, grid_queries_per_batch / grid.size());
+  std::vector<account_index> qa;
+  std::vector<timestamp_t> qt;
+  std::vector<amount_t> b;
+  for (std::size_t first = 0; first < accounts.size(); first += accounts_per_batch) {
+    const std::size_t last = std::min(accounts.size(), first + accounts_per_batch);
+    qa.clear();
+    qt.clear();
+    for (std::size_t i = first; i < last; ++i) {
+      qa.insert(qa.end(), grid.size(), accounts[i]);
+      qt.insert(qt.end(), grid.begin(), grid.end());
+    }
+    b.resize(qa.size());
+    answers.balances(qa, qt, b);
+    for (std::size_t q = 0; q < b.size(); ++q) fleet[q % grid.size()] += b[q];
+    sink(first, b);
+  }
+}
+
+}  // namespace gpucredit

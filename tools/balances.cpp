@@ -1,0 +1,118 @@
+// `gpucredit balances`: answers point-in-time balance queries (and, with --unpaid, lists
+// the uses not paid in full).
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "cli.hpp"
+#include "gpucredit/csv.hpp"
+#include "gpucredit/engine.hpp"
+#include "gpucredit/ledger.hpp"
+#include "output_file.hpp"
+
+namespace gpucredit::tools {
+namespace {
+
+// account,timestamp,amount,outcome for every use not paid in full, in arrival order.
+void write_unpaid(csv_writer& out, const event_table& events, const ledger_result& result) {
+  struct row {
+    event_row event;
+    amount_t amount;
+    const char* outcome;
+  };
+  std::vector<row> rows;
+  for (std::size_t i = 0; i < result.shortfalls.size(); ++i) {
+    rows.push_back({result.shortfalls.row[i], result.shortfalls.amount[i], "shortfall"});
+  }
+  for (std::size_t i = 0; i < result.rejections.size(); ++i) {
+    rows.push_back({result.rejections.row[i], result.rejections.amount[i], "rejected"});
+  }
+  std::sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.event < b.event; });
+  out.raw("account,timestamp,amount,outcome");
+  out.end_row();
+  for (const row& r : rows) {
+    out.field(events.accounts[events.account[r.event]]);
+    out.field(events.timestamp[r.event]);
+    out.field(r.amount);
+    out.field(r.outcome);
+    out.end_row();
+  }
+}
+
+struct balances_args {
+  std::string events;
+  std::string queries;
+  std::string out;
+  std::string policy = "drain";
+  std::string backend_name = "auto";
+  std::string unpaid;
+  bool timings = false;
+};
+
+int run_balances(const balances_args& args) {
+  const backend chosen = select_backend(args.backend_name);
+  refuse_clashing_outputs({{"--out", args.out}, {"--unpaid", args.unpaid}}, {args.events, args.queries});
+
+  phase_log clock(args.timings);
+  event_table events = read_events(args.events);
+  clock.lap("read events");
+  const query_batch queries = read_queries(args.queries);
+  clock.lap("read queries");
+  ledger_result result = replay(events, parse_policy(args.policy));
+  clock.lap("replay");
+  // Peak memory: the event rows are not needed past the replay (unless --unpaid names
+  // them), nor the interval table once the engine holds its index.
+  if (args.unpaid.empty()) {
+    event_table names_only;
+    names_only.accounts = std::move(events.accounts);
+    events = std::move(names_only);
+  }
+  const engine answers = engine::create(result, chosen);
+  result.intervals = interval_table{};
+  clock.lap("index");
+  const std::vector<account_index> accounts = queries.resolve(events.accounts);
+  const std::vector<amount_t> balances = answers.balances(accounts, queries.timestamp);
+  clock.lap("queries");
+
+  // Every input error is behind us: only now is anything written.
+  std::optional<output_file> unpaid_file;
+  if (!args.unpaid.empty()) {
+    unpaid_file.emplace(args.unpaid);
+    csv_writer unpaid(unpaid_file->fd(), unpaid_file->name());
+    write_unpaid(unpaid, events, result);
+    unpaid.finish();
+  }
+  output_file out_file(args.out);
+  csv_writer out(out_file.fd(), out_file.name());
+  write_balances(out, queries, balances);
+  out.finish();
+  out_file.commit();
+  if (unpaid_file) unpaid_file->commit();
+  clock.lap("write");
+  return exit_ok;
+}
+
+}  // namespace
+
+command add_balances(CLI::App& app) {
+  auto args = std::make_shared<balances_args>();
+  CLI::App* cmd = app.add_subcommand(
+      "balances", "Answer point-in-time balance queries: writes account,timestamp,balance in query order");
+  cmd->add_option("--events", args->events, "Events CSV: op,account,credit_id,timestamp,amount,expiration")
+      ->required();
+  cmd->add_option("--queries", args->queries, "Queries CSV: account,timestamp")->required();
+  cmd->add_option("--out", args->out, "Output CSV, or - for standard output")->required();
+  add_policy_option(*cmd, args->policy);
+  cmd
+      ->add_option("--backend", args->backend_name,
+                   "Query backend: auto, cpu or cuda (auto honours GPUCREDIT_BACKEND)")
+      ->capture_default_str();
+  cmd->add_flag("--timings", args->timings,
+                         "Print the wall-clock seconds of each phase (read, replay, index, queries, write) to standard error");
+  cmd->add_option("--unpaid", args->unpaid,
+                           "Also write the uses not paid in full: account,timestamp,amount,outcome "
+                           "(outcome: shortfall under drain, rejected under reject)");
+  return {cmd, [args] { return run_balances(*args); }};
+}
+
+}  // namespace gpucredit::tools
