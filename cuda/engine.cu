@@ -1,6 +1,6 @@
 // The CUDA query engine (backend::cuda). The interval table crosses to the device once;
 // the step index is built and kept there (cuda/device_index.cuh), and batches of queries
-// are answered in chunks of at most `queries_per_batch_max`: sorted chunks by a merge
+// are answered in chunks of at most `chunk_queries_max`: sorted chunks by a merge
 // with the breakpoints of the accounts they touch, other chunks by binary search.
 //
 // Compiled twice: by nvcc into the library (THRUST_DEVICE_SYSTEM_CUDA: two streams,
@@ -12,134 +12,31 @@
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <string>
 
 #include "device_index.cuh"
+#include "device_resources.cuh"
 #include "cpu/query/engine_impl.hpp"
 #include "gpucredit/error.hpp"
 
-#if THRUST_DEVICE_SYSTEM == THRUST_DEVICE_SYSTEM_CUDA
-#include <cuda_runtime.h>
-
+#if GPUCREDIT_DEVICE_IS_CUDA
 #include <thrust/system/cuda/execution_policy.h>
-#define GPUCREDIT_DEVICE_IS_CUDA 1
-#else
-#define GPUCREDIT_DEVICE_IS_CUDA 0
 #endif
 
 namespace gpucredit {
 namespace {
 
+using device::buffer_set;
 using device::i64;
+using device::raw;
+using device::reserve_at_least;
 using device::u32;
 using device::u64;
 
 /// The most queries one chunk holds: 16 Mi queries, 320 MiB of buffers per stream.
-constexpr u64 queries_per_batch_max = u64{1} << 24;
-static_assert(queries_per_batch_max % 32 == 0, "chunks are whole warps");
-
-template <class T>
-T* raw(thrust::device_vector<T>& v) {
-  return thrust::raw_pointer_cast(v.data());
-}
-
-// Grows `v` to at least `count` elements; never shrinks, so the hot path reuses it.
-template <class T>
-void reserve_at_least(thrust::device_vector<T>& v, u64 count) {
-  if (v.size() < count) v.resize(count);
-}
-
-#if GPUCREDIT_DEVICE_IS_CUDA
-
-void cuda_check(cudaError_t status, const char* what) {
-  if (status != cudaSuccess) throw device_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(status));
-}
-#define GPUCREDIT_CUDA_TRY(call) cuda_check((call), #call)
-
-// Thrust's temporary storage from a pool: blocks are kept and reused, so a steady
-// stream of batches allocates nothing after the first ones. One per stream; used from
-// the calling thread only, and every algorithm run with it synchronizes its stream
-// before returning, so a freed block is idle.
-class cached_allocator {
- public:
-  using value_type = char;
-  cached_allocator() = default;
-  cached_allocator(const cached_allocator&) = delete;
-  cached_allocator& operator=(const cached_allocator&) = delete;
-  ~cached_allocator() {
-    for (auto& [size, p] : free_) cudaFree(p);
-    for (auto& [p, size] : used_) cudaFree(p);
-  }
-  char* allocate(std::ptrdiff_t bytes) {
-    const auto want = static_cast<std::size_t>(bytes);
-    auto found = free_.lower_bound(want);
-    char* p = nullptr;
-    std::size_t size = want;
-    if (found != free_.end()) {
-      size = found->first;
-      p = found->second;
-      free_.erase(found);
-    } else {
-      GPUCREDIT_CUDA_TRY(cudaMalloc(&p, want));
-    }
-    used_.emplace(p, size);
-    return p;
-  }
-  void deallocate(char* p, std::size_t) {
-    auto found = used_.find(p);
-    free_.emplace(found->second, p);
-    used_.erase(found);
-  }
-
- private:
-  std::multimap<std::size_t, char*> free_;
-  std::map<char*, std::size_t> used_;
-};
-
-template <class T>
-class pinned_buffer {
- public:
-  pinned_buffer() = default;
-  pinned_buffer(const pinned_buffer&) = delete;
-  pinned_buffer& operator=(const pinned_buffer&) = delete;
-  ~pinned_buffer() {
-    if (data_ != nullptr) cudaFreeHost(data_);
-  }
-  void reserve(u64 count) {
-    if (count <= size_) return;
-    if (data_ != nullptr) cudaFreeHost(data_);
-    data_ = nullptr;
-    GPUCREDIT_CUDA_TRY(cudaMallocHost(&data_, count * sizeof(T)));
-    size_ = count;
-  }
-  T* data() const noexcept { return data_; }
-
- private:
-  T* data_ = nullptr;
-  u64 size_ = 0;
-};
-
-#endif  // GPUCREDIT_DEVICE_IS_CUDA
-
-// Buffers of one stream (on the OMP build, the only set).
-struct buffer_set {
-  thrust::device_vector<u32> accounts;
-  thrust::device_vector<i64> times;
-  thrust::device_vector<i64> out;
-  thrust::device_vector<i64> tags;  // merge path scratch
-  thrust::device_vector<i64> last;
-#if GPUCREDIT_DEVICE_IS_CUDA
-  cudaStream_t stream = nullptr;
-  cached_allocator temporary;
-  pinned_buffer<u32> staged_accounts;
-  pinned_buffer<i64> staged_times;
-  pinned_buffer<i64> staged_out;
-  u64 pending_offset = 0;  // where the answers in flight go
-  u64 pending_count = 0;
-#endif
-};
+constexpr u64 chunk_queries_max = u64{1} << 24;
+static_assert(chunk_queries_max % 32 == 0, "chunks are whole warps");
 
 step_index to_host(const device::device_index& d) {
   step_index s;
@@ -164,7 +61,7 @@ class device_engine final : public engine::impl {
     if (const char* env = std::getenv("GPUCREDIT_DEVICE_BATCH"); env != nullptr) {
       u64 wanted = 0;
       const auto [ptr, ec] = std::from_chars(env, env + std::strlen(env), wanted);
-      if (ec == std::errc() && *ptr == '\0' && wanted > 0) batch_ = std::min(wanted, queries_per_batch_max);
+      if (ec == std::errc() && *ptr == '\0' && wanted > 0) batch_ = std::min(wanted, chunk_queries_max);
     }
 #if GPUCREDIT_DEVICE_IS_CUDA
     // Two buffer sets must fit in what is free once the index is resident: 20 bytes a
@@ -304,7 +201,7 @@ class device_engine final : public engine::impl {
 
   device::device_index index_;
   std::vector<u64> host_offsets_;
-  u64 batch_ = queries_per_batch_max;  // queries per chunk
+  u64 batch_ = chunk_queries_max;  // queries per chunk
   mutable std::mutex mutex_;
   mutable buffer_set sets_[stream_count];
 };

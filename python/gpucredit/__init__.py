@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from . import _core
-from ._errors import BackendError, Error, InputError
+from ._errors import BackendError, BackendUnavailable, DeviceError, Error, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow  # type: ignore[import-untyped, unused-ignore]
 
 __version__: str = _core.version()
-__all__ = ["GPUCredit", "Ledger", "Error", "InputError", "BackendError", "backends", "read_queries", "__version__"]
+__all__ = ["GPUCredit", "Ledger", "Error", "InputError", "BackendError", "BackendUnavailable", "DeviceError", "backends", "read_queries", "__version__"]
 
 GPUCredit = _core.GPUCredit
 

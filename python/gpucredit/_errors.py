@@ -34,4 +34,13 @@ class InputError(Error, ValueError):
 
 
 class BackendError(Error, RuntimeError):
-    """A backend was asked for that is not compiled in or has no device here."""
+    """A query backend's failure: :class:`BackendUnavailable` or :class:`DeviceError`."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend asked for cannot run here: an unknown name, not compiled into this
+    build, or no usable device. The caller's choice is at fault."""
+
+
+class DeviceError(BackendError):
+    """The device failed while it worked (out of device memory, a failed launch)."""

@@ -1,0 +1,106 @@
+// Answers and tables lent to Arrow without copies. See binding.hpp.
+#include "binding.hpp"
+
+namespace gpucredit::python {
+
+/// Never null: Arrow consumers may not accept a null data buffer, even of length 0.
+const void* nonnull(const void* p) {
+  static const std::int64_t empty[2] = {0, 0};
+  return p != nullptr ? p : empty;
+}
+
+
+/// A dictionary<int32, string> column: `length` codes into `names`, kept alive by
+/// `owner`. `codes` may be the library's uint32 indices: below 2^31 (checked here: more
+/// names throw) they read the same as int32.
+table_column dictionary_column(const std::string& name, const gc::dictionary& names,
+                               const void* codes, std::int64_t length,
+                               std::shared_ptr<const void> owner) {
+  if (names.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {
+    throw gc::error("more than 2^31 - 1 names in column '" + name +
+                    "': cannot hand out dictionary codes");
+  }
+  std::vector<std::string_view> values(names.size());
+  for (std::uint32_t k = 0; k < names.size(); ++k) values[k] = names[k];
+  auto [dict, format] = ar::string_column(values);
+  ar::field_spec spec{name,
+                      "i",
+                      0,
+                      {},
+                      std::make_shared<ar::field_spec>(ar::field_spec{"", format, 0, {}, nullptr})};
+  auto data = std::make_shared<ar::array_data>();
+  data->length = length;
+  data->buffers = {nullptr, nonnull(codes)};
+  data->owners.push_back(std::move(owner));
+  data->dictionary = std::move(dict);
+  return {std::move(spec), std::move(data)};
+}
+
+/// An int64-stored column over `values` (Arrow type `format`: "l", or a timestamp),
+/// kept alive by `owner`.
+table_column int64_column(const std::string& name, const std::string& format,
+                          const std::vector<std::int64_t>& values,
+                          std::shared_ptr<const void> owner) {
+  return {ar::field_spec{name, format, 0, {}, nullptr},
+          ar::int64_column(static_cast<const std::int64_t*>(nonnull(values.data())),
+                           static_cast<std::int64_t>(values.size()), std::move(owner))};
+}
+
+/// A one-batch table of `columns`, each `length` rows long.
+exported_table make_table(std::int64_t length, std::vector<table_column> columns) {
+  exported_table table;
+  table.schema = ar::field_spec{"", "+s", 0, {}, nullptr};
+  auto batch = std::make_shared<ar::array_data>();
+  batch->length = length;
+  batch->buffers = {nullptr};
+  for (auto& [spec, data] : columns) {
+    table.schema.children.push_back(std::move(spec));
+    batch->children.push_back(std::move(data));
+  }
+  table.batch = std::move(batch);
+  return table;
+}
+
+exported_table py_ledger::intervals() const {
+  const ledger_state& s = *state_;
+  const gc::interval_table& rows = s.result.intervals;
+  const auto length = static_cast<std::int64_t>(rows.size());
+  // Account codes are the table's own indices (uint32 below 2^31, read as int32);
+  // credit codes are gathered from the event table.
+  auto credit_codes = std::make_shared<std::vector<std::int32_t>>(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    (*credit_codes)[i] = static_cast<std::int32_t>(s.events.credit[rows.credit[i]]);
+  }
+  return make_table(
+      length, {dictionary_column("account", s.events.accounts, rows.account.data(), length, state_),
+               dictionary_column("credit_id", s.events.credit_labels, credit_codes->data(), length,
+                                 credit_codes),
+               int64_column("begin", s.time_format, rows.begin, state_),
+               int64_column("end", s.time_format, rows.end, state_),
+               int64_column("amount", "l", rows.amount, state_)});
+}
+
+exported_table py_ledger::usage(bool rejected) const {
+  const ledger_state& s = *state_;
+  const gc::usage_table& rows = rejected ? s.result.rejections : s.result.shortfalls;
+  const auto length = static_cast<std::int64_t>(rows.size());
+  return make_table(
+      length, {dictionary_column("account", s.events.accounts, rows.account.data(), length, state_),
+               int64_column("timestamp", s.time_format, rows.timestamp, state_),
+               int64_column("amount", "l", rows.amount, state_)});
+}
+
+/// A queries file (account,timestamp) as a table: account dictionary-encoded.
+exported_table read_queries(const std::string& path) {
+  auto queries = std::make_shared<gc::query_batch>();
+  {
+    nb::gil_scoped_release unlocked;
+    *queries = gc::read_queries(path);
+  }
+  const auto length = static_cast<std::int64_t>(queries->size());
+  return make_table(length, {dictionary_column("account", queries->accounts,
+                                               queries->account.data(), length, queries),
+                             int64_column("timestamp", "l", queries->timestamp, queries)});
+}
+
+}  // namespace gpucredit::python
