@@ -5,10 +5,8 @@
 # .device-build/bin (ignored by git; carry it to the GPU machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B .device-build -DCMAKE_BUILD_TYPE=Release -DGPUCREDIT_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DGPUCREDIT_BUILD_BENCH=ON -DGPUCREDIT_DEVICE_LOGIC_TESTS=OFF \
-  -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc"
-cmake --build .device-build --parallel --target gpucredit_cli gpu_bench engine_test vectors_test random_test ledger_test cli_test
+cmake --preset device  # CMakePresets.json: sm_90, static C++ runtime, benchmarks
+cmake --build --preset device --parallel
 rm -rf .device-build/bin && mkdir -p .device-build/bin
 cp .device-build/gpucredit .device-build/bench/gpu_bench .device-build/bin/
 for t in engine_test vectors_test random_test ledger_test cli_test; do cp ".device-build/tests/$t" .device-build/bin/; done
