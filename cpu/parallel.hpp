@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <exception>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -34,7 +35,14 @@ void run_parts(std::size_t parts, F&& fn) {
   };
   std::vector<std::thread> helpers;
   helpers.reserve(parts);
-  for (std::size_t k = 1; k < parts; ++k) helpers.emplace_back(guarded, k);
+  std::size_t k = 1;
+  try {
+    for (; k < parts; ++k) helpers.emplace_back(guarded, k);
+  } catch (const std::system_error&) {
+    // No thread to be had (a memory limit, a process limit): the caller's thread runs
+    // the parts left, so a starved machine is slower, never wrong.
+    for (; k < parts; ++k) guarded(k);
+  }
   guarded(0);
   for (std::thread& h : helpers) h.join();
   for (const std::exception_ptr& e : errors) {
