@@ -1,5 +1,6 @@
-// The CUDA query engine (backend::cuda). The interval table crosses to the device once;
-// the step index is built and kept there (cuda/device_index.cuh), and batches of queries
+// The CUDA query engine (backend::cuda). The step index is built on the host's cores
+// (cpu/query/step_index.cpp), crosses to the device once and stays there
+// (cuda/device_index.cuh), and batches of queries
 // are answered in chunks of at most `chunk_queries_max`: sorted chunks by a merge
 // with the breakpoints of the accounts they touch, other chunks by binary search.
 //
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "device_index.cuh"
 #include "device_resources.cuh"
@@ -43,20 +45,36 @@ step_index to_host(const device::device_index& d) {
   s.account_offsets.resize(d.offsets.size());
   s.times.resize(d.times.size());
   s.balances.resize(d.balances.size());
+  s.slopes.resize(d.slopes.size());
   thrust::copy(d.offsets.begin(), d.offsets.end(), s.account_offsets.begin());
   thrust::copy(d.times.begin(), d.times.end(), s.times.begin());
   thrust::copy(d.balances.begin(), d.balances.end(), s.balances.begin());
+  thrust::copy(d.slopes.begin(), d.slopes.end(), s.slopes.begin());
   return s;
+}
+
+// Uploads the index the host built; the account of each breakpoint is added for the
+// merge path. Peak device memory: the index itself.
+device::device_index upload(const step_index& host) {
+  device::device_index d;
+  d.account_count = host.account_count();
+  d.offsets.assign(host.account_offsets.begin(), host.account_offsets.end());
+  d.times.assign(host.times.begin(), host.times.end());
+  d.balances.assign(host.balances.begin(), host.balances.end());
+  d.slopes.assign(host.slopes.begin(), host.slopes.end());
+  std::vector<u32> accounts(host.size());
+  for (u64 a = 0; a < d.account_count; ++a) {
+    std::fill(accounts.begin() + static_cast<std::ptrdiff_t>(host.account_offsets[a]),
+              accounts.begin() + static_cast<std::ptrdiff_t>(host.account_offsets[a + 1]), static_cast<u32>(a));
+  }
+  d.accounts.assign(accounts.begin(), accounts.end());
+  return d;
 }
 
 class device_engine final : public engine::impl {
  public:
   device_engine(const interval_table& intervals, std::size_t account_count) {
-    const thrust::device_vector<u32> account(intervals.account.begin(), intervals.account.end());
-    const thrust::device_vector<i64> begin(intervals.begin.begin(), intervals.begin.end());
-    const thrust::device_vector<i64> end(intervals.end.begin(), intervals.end.end());
-    const thrust::device_vector<i64> amount(intervals.amount.begin(), intervals.amount.end());
-    index_ = device::build_index(account, begin, end, amount, account_count);
+    index_ = upload(step_index::build(intervals, account_count));
     // GPUCREDIT_DEVICE_BATCH lowers the chunk size (tests use it to exercise chunking).
     if (const char* env = std::getenv("GPUCREDIT_DEVICE_BATCH"); env != nullptr) {
       u64 wanted = 0;

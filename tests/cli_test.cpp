@@ -301,8 +301,9 @@ TEST_F(Cli, ReportOnEveryVectorAgreesWithBalancesAndItsIdentity) {
     const event_table table = read_events(v / "events.csv");
     std::vector<test::naive_event> naive;
     for (std::size_t row = 0; row < table.size(); ++row) {
+      const timestamp_t span = table.end[row] - table.timestamp[row];  // a job: its last tick - start
       naive.push_back({table.kind[row], static_cast<int>(table.account[row]), table.timestamp[row], table.amount[row],
-                       table.end[row] - table.timestamp[row]});
+                       table.kind[row] == op::run ? span + 1 : span});
     }
     const overdraft_policy p = policy == "reject" ? overdraft_policy::reject : overdraft_policy::drain;
     std::istringstream summary(read_file(out / "summary.csv"));

@@ -18,9 +18,9 @@ __extension__ typedef __int128 wide;  // exact sums of int64 amounts
 struct naive_event {
   op kind;
   int account;
-  timestamp_t timestamp;
-  amount_t amount;
-  timestamp_t expiration;  // add only
+  timestamp_t timestamp;   // run: the first tick
+  amount_t amount;         // run: the rate
+  timestamp_t expiration;  // add: the expiration; run: the number of ticks
 };
 
 /// What the naive reference knows of one account at time t (events applied up to t).
@@ -32,7 +32,8 @@ struct naive_answer {
   wide consumed = 0;       // drawn by uses with timestamp <= t
   wide expired = 0;        // remaining of credits whose end < t
   wide unpaid = 0;         // drain: shortfall; reject: rejected usage
-  std::vector<std::pair<std::size_t, amount_t>> unpaid_uses;  // (arrival, amount)
+  std::vector<std::pair<std::size_t, amount_t>> unpaid_uses;  // (arrival, amount): a use, or a job's total
+  std::vector<std::pair<std::size_t, timestamp_t>> unpaid_first;  // (a job's arrival, its first unpaid tick)
   std::vector<std::pair<std::size_t, amount_t>> held;         // (add's arrival, remaining > 0) active at t
 };
 
@@ -43,17 +44,51 @@ inline naive_answer naive_at(const std::vector<naive_event>& events, int account
     wide start, end, remaining;
     std::size_t arrival;
   };
-  std::vector<std::size_t> order;
+  // Every event with its time, a job as one use per tick (SPEC section 10), in
+  // (timestamp, arrival) order.
+  struct step {
+    timestamp_t time;
+    std::size_t arrival;
+  };
+  std::vector<step> order;
   for (std::size_t i = 0; i < events.size(); ++i) {
-    if (events[i].account == account && events[i].timestamp <= t) order.push_back(i);
+    const naive_event& e = events[i];
+    if (e.account != account || e.timestamp > t) continue;
+    if (e.kind != op::run) {
+      order.push_back({e.timestamp, i});
+      continue;
+    }
+    for (timestamp_t k = 0; k < e.expiration; ++k) {  // the job's ticks up to t
+      const timestamp_t tick = e.timestamp + k;
+      if (tick > t) break;
+      order.push_back({tick, i});
+      if (tick == std::numeric_limits<timestamp_t>::max()) break;
+    }
   }
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return events[a].timestamp < events[b].timestamp; });
+  std::sort(order.begin(), order.end(), [](const step& a, const step& b) {
+    return a.time != b.time ? a.time < b.time : a.arrival < b.arrival;
+  });
   naive_answer answer;
   std::vector<credit> credits;
-  for (const std::size_t i : order) {
+  auto record_unpaid = [&](std::size_t i, timestamp_t at, wide amount) {
+    answer.unpaid += amount;
+    if (events[i].kind != op::run) {
+      answer.unpaid_uses.emplace_back(i, static_cast<amount_t>(amount));
+      return;
+    }
+    for (auto& u : answer.unpaid_uses) {  // a job: one record, its total
+      if (u.first == i) {
+        u.second += static_cast<amount_t>(amount);
+        return;
+      }
+    }
+    answer.unpaid_uses.emplace_back(i, static_cast<amount_t>(amount));
+    answer.unpaid_first.emplace_back(i, at);
+  };
+  for (const step& s : order) {
+    const std::size_t i = s.arrival;
     const naive_event& e = events[i];
-    const wide now = e.timestamp;
+    const wide now = s.time;
     if (e.kind == op::add) {
       answer.granted += e.amount;
       credits.push_back({now, now + e.expiration, e.amount, i});
@@ -68,8 +103,7 @@ inline naive_answer naive_at(const std::vector<naive_event>& events, int account
         }
       }
       if (policy == overdraft_policy::reject && e.amount > available) {
-        answer.unpaid += e.amount;
-        answer.unpaid_uses.emplace_back(i, e.amount);
+        if (e.amount > 0) record_unpaid(i, s.time, e.amount);
         continue;
       }
       std::sort(active.begin(), active.end(), [](const credit* a, const credit* b) {
@@ -84,10 +118,7 @@ inline naive_answer naive_at(const std::vector<naive_event>& events, int account
         need -= take;
         answer.consumed += take;
       }
-      if (need > 0) {
-        answer.unpaid += need;
-        answer.unpaid_uses.emplace_back(i, static_cast<amount_t>(need));
-      }
+      if (need > 0) record_unpaid(i, s.time, need);
     }
     wide balance_now = 0;
     for (const credit& c : credits) {

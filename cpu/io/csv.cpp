@@ -15,6 +15,7 @@
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "cpu/io/validate.hpp"
 #include "gpucredit/error.hpp"
@@ -436,17 +437,25 @@ event_table read_events_from(record_reader& in) {
   table.reserve(std::min<std::size_t>(in.records_estimate() * 21 / 20, events_max));
   while (in.next(fields)) {
     expect_field_count(in, fields, 6);
-    const std::string_view op_name = fields[0];
+    const std::optional<op> kind = detail::parse_op(fields[0]);
+    if (!kind) in.fail("unknown op " + detail::shown(fields[0]));
     const std::string_view account = fields[1];
-    if (op_name != "add" && op_name != "use") in.fail("unknown op " + detail::shown(op_name));
     const timestamp_t at = parse_int(in, fields[3], "timestamp");
-    const amount_t amount = parse_int(in, fields[4], "amount");
-    if (op_name == "add") {
-      const timestamp_t expiration = parse_int(in, fields[5], "expiration");
-      table.add(account, fields[2], at, amount, expiration, in.line());
-    } else {
-      if (!fields[5].empty()) in.fail("use takes no expiration (got " + detail::shown(fields[5]) + ")");
-      table.use(account, at, amount, in.line());
+    switch (*kind) {
+      case op::add:
+        table.add(account, fields[2], at, parse_int(in, fields[4], "amount"), parse_int(in, fields[5], "expiration"),
+                  in.line());
+        break;
+      case op::use: {
+        const amount_t amount = parse_int(in, fields[4], "amount");
+        if (!fields[5].empty()) in.fail("use takes no expiration (got " + detail::shown(fields[5]) + ")");
+        table.use(account, at, amount, in.line());
+        break;
+      }
+      case op::run:  // credit_id: the job id; amount: the rate; expiration: the tick count
+        table.run(account, fields[2], at, parse_int(in, fields[4], "rate"), parse_int(in, fields[5], "ticks"),
+                  in.line());
+        break;
     }
   }
   return table;
@@ -582,7 +591,10 @@ void write_balances(csv_writer& out, const query_batch& queries, std::span<const
 }
 
 void write_intervals(csv_writer& out, const event_table& events, const interval_table& intervals) {
-  out.raw(intervals_header);
+  // One rule for every writer: a ledger with jobs gets the slope column (SPEC section
+  // 10), a ledger without keeps the section 5 columns.
+  const bool slopes = events.has_jobs() || intervals.has_slopes();
+  out.raw(slopes ? intervals_slope_header : intervals_header);
   out.end_row();
   for (std::size_t i = 0; i < intervals.size(); ++i) {
     out.field(events.accounts[intervals.account[i]]);
@@ -590,6 +602,7 @@ void write_intervals(csv_writer& out, const event_table& events, const interval_
     out.field(intervals.begin[i]);
     out.field(intervals.end[i]);
     out.field(intervals.amount[i]);
+    if (slopes) out.field(intervals.slope_of(i));
     out.end_row();
   }
 }

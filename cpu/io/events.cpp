@@ -88,6 +88,21 @@ const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration)
 
 const char* use_problem(amount_t amount) noexcept { return amount < 0 ? "negative amount" : nullptr; }
 
+const char* run_problem(timestamp_t start, amount_t rate, std::int64_t ticks) noexcept {
+  if (rate < 0) return "negative rate";
+  if (ticks < 0) return "negative tick count";
+  if (ticks > 0 && start > timestamp_max - (ticks - 1)) return "last tick beyond int64";
+  if (ticks > 0 && rate > amount_max / ticks) return "rate x ticks beyond int64";
+  return nullptr;
+}
+
+std::optional<op> parse_op(std::string_view name) noexcept {
+  if (name == "add") return op::add;
+  if (name == "use") return op::use;
+  if (name == "run") return op::run;
+  return std::nullopt;
+}
+
 namespace {
 constexpr std::size_t quoted_bytes_max = 40;  // how much of a bad field an error message shows
 }  // namespace
@@ -220,6 +235,19 @@ void event_table::use(std::string_view account_name, timestamp_t at, amount_t am
   }
   const account_index a = accounts.intern(account_name);
   append(*this, a, op::use, at, amount_value, at, 0, source_line);
+}
+
+void event_table::run(std::string_view account_name, std::string_view job_label, timestamp_t start, amount_t rate,
+                      std::int64_t ticks, std::uint64_t source_line) {
+  check_room(*this, source_line);
+  check_new_name(*this, accounts, account_name, "account", source_line);
+  check_new_name(*this, credit_labels, job_label, "job id", source_line);
+  if (const char* problem = detail::run_problem(start, rate, ticks)) throw input_error(source, source_line, problem);
+  const account_index a = accounts.intern(account_name);
+  const std::uint32_t c = credit_labels.intern(job_label);
+  // 0 ticks: no effect, kept as a rate-0 job of one tick so that rows stay arrivals.
+  append(*this, a, op::run, start, ticks == 0 ? 0 : rate, ticks == 0 ? start : start + (ticks - 1), c, source_line);
+  ++jobs_;
 }
 
 std::vector<account_index> query_batch::resolve(const dictionary& events) const {

@@ -3,6 +3,8 @@
 // (internal).
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +17,10 @@ namespace detail {
 const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration) noexcept;
 /// Why use(amount) is bad input, or nullptr when it is fine.
 const char* use_problem(amount_t amount) noexcept;
+/// Why run(start, rate, ticks) is bad input (SPEC section 10), or nullptr when it is fine.
+const char* run_problem(timestamp_t start, amount_t rate, std::int64_t ticks) noexcept;
+/// The op a file or column names ("add", "use", "run"), or nullopt for another word.
+std::optional<op> parse_op(std::string_view name) noexcept;
 /// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
 /// nothing past U+10FFFF). Names (accounts, credit labels) must be, and hold no NUL.
 bool valid_utf8(std::string_view text) noexcept;

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cassert>
 #include <string>
+#include <limits>
 #include <tuple>
 
 #include "cpu/ledger/draw.hpp"
@@ -22,14 +23,15 @@ namespace {
 struct account_event {
   timestamp_t timestamp;
   amount_t amount;
-  timestamp_t end;  // add: timestamp + expiration
+  timestamp_t end;  // add: timestamp + expiration; run: the last tick
   event_row row;    // arrival number; ties in timestamp apply in this order
   op kind;
 };
 
 // The live credits of the account being replayed, in a binary min-heap keyed by (end,
 // start, arrival), as detail::draw sees them. Every change of a credit's remaining
-// amount closes the stretch it held until then as an interval row.
+// amount closes the stretch it held until then as an interval row; a run of job ticks
+// (draw_run) is one row with a slope.
 class heap_credits {
  public:
   struct credit {
@@ -38,19 +40,26 @@ class heap_credits {
     event_row row;
     amount_t remaining;
     timestamp_t open_begin;  // begin of the stretch at the current `remaining`
+    bool open;               // false once nothing can follow (a run reached the last timestamp)
+    bool open_by_job;        // the change at open_begin came from job ticks alone
   };
   struct closed_row {
     event_row credit;
     timestamp_t begin;
     timestamp_t end;
-    amount_t amount;
+    amount_t amount;  // held at begin
+    amount_t slope;   // drawn per tick after begin
+    bool job_start;   // the change at begin came from job ticks alone (rows may merge there)
   };
 
   void clear() {
     heap_.clear();
     rows_.clear();
+    merge_ = false;
   }
   void set_now(timestamp_t t) noexcept { now_ = t; }
+  // Whether the draws that follow are job ticks (their rows may merge with job runs).
+  void set_job_draw(bool job) noexcept { job_draw_ = job; }
   void insert(const credit& c) {
     heap_.push_back(c);
     std::push_heap(heap_.begin(), heap_.end(), later_first);
@@ -60,8 +69,14 @@ class heap_credits {
   timestamp_t front_end() const noexcept { return heap_.front().end; }
   amount_t front_remaining() const noexcept { return heap_.front().remaining; }
   void take_from_front(amount_t amount) {
+    merge_ = merge_ || job_draw_;
     credit& top = heap_.front();
-    if (top.open_begin < now_) close(top, now_ - 1);  // none when the stretch began now
+    if (top.open_begin < now_) {  // the stretch at the old amount ends at now - 1
+      close(top, now_ - 1);
+      top.open_by_job = job_draw_;
+    } else {  // it began now: several draws now make one change
+      top.open_by_job = top.open_by_job && job_draw_;
+    }
     top.remaining -= amount;
     if (top.remaining == 0) {
       pop();
@@ -74,13 +89,35 @@ class heap_credits {
     pop();
   }
 
+  // Job ticks at a, a + 1, ..., a + k - 1 each draw `rate` from the front credit, which
+  // holds at least k * rate: one row with slope `rate` (SPEC section 10), ending before
+  // the tick that empties the credit.
+  void draw_run(timestamp_t a, std::uint64_t k, amount_t rate) {
+    merge_ = true;
+    credit& top = heap_.front();
+    if (top.open_begin < a) close(top, a - 1);
+    const amount_t left = top.remaining - static_cast<amount_t>(k) * rate;  // >= 0
+    const timestamp_t last_tick = a + static_cast<timestamp_t>(k - 1);
+    const timestamp_t row_end = left == 0 ? last_tick - 1 : last_tick;  // a - 1 when k = 1: no row
+    if (row_end >= a) rows_.push_back({top.row, a, row_end, top.remaining - rate, rate, true});
+    if (left == 0) {
+      pop();
+      return;
+    }
+    top.remaining = left;
+    top.open = last_tick != timestamp_max;  // no end + 1 at the last timestamp
+    if (top.open) top.open_begin = last_tick + 1;
+    top.open_by_job = true;
+  }
+
   // Closes every credit still live at the end of the account's events (at its end), and
-  // hands over the rows ordered by (credit, begin).
+  // hands over the rows ordered by (credit, begin), maximal (SPEC section 10).
   std::vector<closed_row>& finish() {
     for (const credit& c : heap_) close(c, c.end);
     std::sort(rows_.begin(), rows_.end(), [](const closed_row& a, const closed_row& b) {
       return std::tie(a.credit, a.begin) < std::tie(b.credit, b.begin);
     });
+    if (merge_) merge_collinear();
     return rows_;
   }
 
@@ -94,14 +131,41 @@ class heap_credits {
     heap_.pop_back();
   }
   void close(const credit& c, timestamp_t end) {
-    assert(c.open_begin <= end);
+    if (!c.open || c.open_begin > end) return;  // nothing held since the last row
     assert(c.remaining > 0);
-    rows_.push_back({c.row, c.open_begin, end, c.remaining});
+    rows_.push_back({c.row, c.open_begin, end, c.remaining, 0, c.open_by_job});
+  }
+  // Joins a credit's consecutive rows where only job ticks changed its holding and the
+  // holding goes on along one line: rows end only where the line changes (SPEC section
+  // 10). A use or an add at a row's begin keeps it apart.
+  void merge_collinear() {
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < rows_.size(); ++i) {
+      const closed_row& q = rows_[i];
+      if (out > 0) {
+        closed_row& p = rows_[out - 1];
+        if (q.job_start && p.credit == q.credit && p.end != timestamp_max && q.begin == p.end + 1) {
+          const bool p_point = p.begin == p.end;
+          const bool q_point = q.begin == q.end;
+          const amount_t s = !p_point ? p.slope : !q_point ? q.slope : p.amount - q.amount;
+          const total_t at_q = total_t{p.amount} - total_t{s} * (q.begin - p.begin);
+          if (s >= 0 && (p_point || p.slope == s) && (q_point || q.slope == s) && at_q == q.amount) {
+            p.end = q.end;
+            p.slope = s;
+            continue;
+          }
+        }
+      }
+      rows_[out++] = q;
+    }
+    rows_.resize(out);
   }
 
   std::vector<credit> heap_;
   std::vector<closed_row> rows_;
   timestamp_t now_ = 0;
+  bool job_draw_ = false;
+  bool merge_ = false;  // a job drew: rows may merge
 };
 static_assert(detail::live_credit_set<heap_credits>);
 
@@ -112,10 +176,48 @@ class account_replayer {
  public:
   void run(std::span<const account_event> events, account_index account, overdraft_policy policy,
            ledger_result& out);
+  // The same for an account with jobs (SPEC section 10), in closed form.
+  void run_with_jobs(std::span<const account_event> events, account_index account, overdraft_policy policy,
+                     ledger_result& out);
 
  private:
+  struct job {
+    timestamp_t last;  // its last tick
+    amount_t rate;
+    event_row row;
+    timestamp_t first_unpaid = 0;
+    amount_t unpaid = 0;  // so far; <= rate * ticks <= int64
+  };
+  void add_event(const account_event& e, amount_t& balance, overdraft_policy policy, ledger_result& out,
+                 account_index account);
+  void emit_rows(account_index account, ledger_result& out) {
+    for (const heap_credits::closed_row& r : live_.finish()) {
+      out.intervals.push(account, r.credit, r.begin, r.end, r.amount, r.slope);
+    }
+  }
+
   heap_credits live_;
+  std::vector<job> jobs_;     // active, in arrival order
+  std::vector<job> started_;  // jobs starting at the time being applied
 };
+
+// An add or a use, applied now.
+void account_replayer::add_event(const account_event& e, amount_t& balance, overdraft_policy policy,
+                                 ledger_result& out, account_index account) {
+  assert(e.amount >= 0);
+  if (e.amount == 0) return;  // a zero add is no credit, a zero use draws nothing
+  if (e.kind == op::add) {
+    detail::add_to_balance(balance, e.amount, e.row, e.timestamp);
+    live_.insert({e.end, e.timestamp, e.row, e.amount, e.timestamp, true, false});
+    return;
+  }
+  const detail::use_outcome paid = detail::draw(live_, balance, e.amount, policy);
+  if (paid.rejected) {
+    out.rejections.push(account, e.row, e.timestamp, e.amount);
+  } else if (paid.unpaid > 0) {
+    out.shortfalls.push(account, e.row, e.timestamp, paid.unpaid);
+  }
+}
 
 void account_replayer::run(std::span<const account_event> events, account_index account,
                            overdraft_policy policy, ledger_result& out) {
@@ -127,25 +229,185 @@ void account_replayer::run(std::span<const account_event> events, account_index 
     const timestamp_t t = events[i].timestamp;
     detail::expire_before(live_, t, balance);
     live_.set_now(t);
-    for (; i < events.size() && events[i].timestamp == t; ++i) {
-      const account_event& e = events[i];
-      assert(e.amount >= 0);
-      if (e.amount == 0) continue;  // a zero add is no credit, a zero use draws nothing
-      if (e.kind == op::add) {
-        detail::add_to_balance(balance, e.amount, e.row, t);
-        live_.insert({e.end, t, e.row, e.amount, t});
-        continue;
-      }
-      const detail::use_outcome paid = detail::draw(live_, balance, e.amount, policy);
-      if (paid.rejected) {
-        out.rejections.push(account, e.row, t, e.amount);
-      } else if (paid.unpaid > 0) {
-        out.shortfalls.push(account, e.row, t, paid.unpaid);
-      }
-    }
+    for (; i < events.size() && events[i].timestamp == t; ++i) add_event(events[i], balance, policy, out, account);
     assert(balance >= 0);
   }
-  for (const heap_credits::closed_row& r : live_.finish()) out.intervals.push(account, r.credit, r.begin, r.end, r.amount);
+  emit_rows(account, out);
+}
+
+// Jobs in closed form. Between two event times the ticks of the active jobs are
+// homogeneous: each tick draws the paid jobs' total rate from the front credit. So the
+// ticks go in runs, each one row with a slope, and a run ends only at a boundary: a job
+// ending, or the front credit expiring or running out (that tick is split across
+// credits, or changes which jobs are paid, and is applied exactly). When the balance
+// does not cover every job, `drain` drains it in one exact tick and then leaves every
+// tick unpaid until an event; `reject` pays the jobs its arrival-order check pays at
+// that balance, a set that holds for as long as the run lasts. Ticks at an event time
+// are applied exactly, in arrival order with the events there. Cost:
+// O((events + boundaries) log n), whatever the number of ticks.
+void account_replayer::run_with_jobs(std::span<const account_event> events, account_index account,
+                                     overdraft_policy policy, ledger_result& out) {
+  live_.clear();
+  jobs_.clear();
+  amount_t balance = 0;
+  usage_table& unpaid_usage = policy == overdraft_policy::drain ? out.shortfalls : out.rejections;
+
+  // `per_tick` unpaid by job `j` at every tick of [first, last].
+  auto unpaid = [&](job& j, timestamp_t first, timestamp_t last, amount_t per_tick) {
+    if (per_tick == 0) return;
+    if (j.unpaid == 0) j.first_unpaid = first;
+    j.unpaid += per_tick * (last - first + 1);  // within the job's rate x ticks
+    unpaid_ticks& ticks = out.job_unpaid;
+    if (ticks.size() != 0 && ticks.account.back() == account && ticks.row.back() == j.row &&
+        ticks.per_tick.back() == per_tick && ticks.last.back() != timestamp_max && ticks.last.back() + 1 == first) {
+      ticks.last.back() = last;
+    } else {
+      ticks.push(account, j.row, first, last, per_tick);
+    }
+  };
+  auto retire_before = [&](timestamp_t t) {  // jobs whose last tick is before t are done
+    std::size_t kept = 0;
+    for (job& j : jobs_) {
+      if (j.last >= t) {
+        jobs_[kept++] = j;
+      } else if (j.unpaid > 0) {
+        unpaid_usage.push(account, j.row, j.first_unpaid, j.unpaid);
+      }
+    }
+    jobs_.resize(kept);
+  };
+  auto tick = [&](job& j, timestamp_t t) {  // one tick of one job, exactly
+    live_.set_job_draw(true);
+    const detail::use_outcome paid = detail::draw(live_, balance, j.rate, policy);
+    live_.set_job_draw(false);
+    unpaid(j, t, t, paid.rejected ? j.rate : paid.unpaid);
+  };
+
+  // The ticks of the active jobs at every time of [a, b], no event among them.
+  auto run_ticks = [&](timestamp_t a, timestamp_t b) {
+    for (;;) {
+      detail::expire_before(live_, a, balance);
+      retire_before(a);
+      if (jobs_.empty()) return;
+      live_.set_now(a);
+      timestamp_t seg_end = b;  // nothing changes but the balance up to here
+      total_t all_rates = 0;
+      for (const job& j : jobs_) {
+        seg_end = std::min(seg_end, j.last);
+        all_rates += j.rate;
+      }
+      if (!live_.empty()) seg_end = std::min(seg_end, live_.front_end());
+      const auto span = static_cast<std::uint64_t>(seg_end) - static_cast<std::uint64_t>(a);  // ticks - 1
+      auto skip = [&] {  // to the tick after seg_end; false past the last timestamp
+        if (seg_end == b || seg_end == timestamp_max) return false;
+        a = seg_end + 1;
+        return true;
+      };
+      // The paid jobs draw paid_rate a tick from the front credit. A run lasts while the
+      // front holds a whole tick's paid_rate; then every tick starts with a balance of at
+      // least paid_rate, so every job paid at the run's start is paid throughout (each
+      // needs at most the paid total before it plus its rate), and the others, needing
+      // more than the balance left them, stay unpaid as the balance falls.
+      amount_t paid_rate = 0;
+      std::size_t paid_jobs = jobs_.size();
+      if (all_rates <= balance) {
+        paid_rate = static_cast<amount_t>(all_rates);
+      } else if (policy == overdraft_policy::drain) {
+        if (balance == 0) {  // nothing to draw from until the next event
+          for (job& j : jobs_) unpaid(j, a, seg_end, j.rate);
+          if (!skip()) return;
+          continue;
+        }
+        for (job& j : jobs_) tick(j, a);  // drains what is active
+        if (a == b || a == timestamp_max) return;
+        ++a;
+        continue;
+      } else {  // reject: the jobs the arrival-order check pays at this balance
+        paid_jobs = 0;
+        for (const job& j : jobs_) {
+          if (j.rate <= balance - paid_rate) {
+            paid_rate += j.rate;
+            ++paid_jobs;
+          }
+        }
+        if (paid_rate == 0) {  // every tick rejected until something changes
+          for (job& j : jobs_) unpaid(j, a, seg_end, j.rate);
+          if (!skip()) return;
+          continue;
+        }
+      }
+      std::uint64_t k = static_cast<std::uint64_t>(live_.front_remaining() / paid_rate);
+      if (span != std::numeric_limits<std::uint64_t>::max()) k = std::min(k, span + 1);
+      if (k == 0) {  // a tick split across credits, or the paid set changing: exactly
+        for (job& j : jobs_) tick(j, a);
+        if (a == b || a == timestamp_max) return;
+        ++a;
+        continue;
+      }
+      live_.draw_run(a, k, paid_rate);
+      balance -= static_cast<amount_t>(k) * paid_rate;
+      const timestamp_t last = a + static_cast<timestamp_t>(k - 1);
+      if (paid_jobs != jobs_.size()) {  // reject: the others' ticks are rejected
+        amount_t room = static_cast<amount_t>(balance + static_cast<amount_t>(k) * paid_rate);
+        amount_t taken = 0;
+        for (job& j : jobs_) {
+          if (j.rate <= room - taken) {
+            taken += j.rate;
+          } else {
+            unpaid(j, a, last, j.rate);
+          }
+        }
+      }
+      if (last == b || last == timestamp_max) return;
+      a = last + 1;
+    }
+  };
+
+  std::size_t i = 0;
+  timestamp_t cursor = events.empty() ? 0 : events.front().timestamp;  // ticks before it are applied
+  bool done = false;
+  while (i < events.size()) {
+    const timestamp_t t = events[i].timestamp;
+    if (!jobs_.empty() && cursor < t) run_ticks(cursor, t - 1);
+    detail::expire_before(live_, t, balance);
+    retire_before(t);
+    live_.set_now(t);
+    // The events at t and the ticks at t of the jobs already running, in arrival order.
+    started_.clear();
+    std::size_t next_job = 0;
+    for (; i < events.size() && events[i].timestamp == t; ++i) {
+      const account_event& e = events[i];
+      for (; next_job < jobs_.size() && jobs_[next_job].row < e.row; ++next_job) tick(jobs_[next_job], t);
+      if (e.kind != op::run) {
+        add_event(e, balance, policy, out, account);
+      } else if (e.amount != 0) {  // a job starting now: its first tick is here
+        started_.push_back({e.end, e.amount, e.row});
+        tick(started_.back(), t);
+      }
+    }
+    for (; next_job < jobs_.size(); ++next_job) tick(jobs_[next_job], t);
+    if (!started_.empty()) {
+      jobs_.insert(jobs_.end(), started_.begin(), started_.end());
+      std::sort(jobs_.begin(), jobs_.end(), [](const job& x, const job& y) { return x.row < y.row; });
+    }
+    assert(balance >= 0);
+    if (t == timestamp_max) {
+      done = true;
+      break;
+    }
+    cursor = t + 1;
+  }
+  if (!done && !jobs_.empty()) {
+    timestamp_t until = cursor;
+    for (const job& j : jobs_) until = std::max(until, j.last);
+    if (cursor <= until) run_ticks(cursor, until);
+  }
+  retire_before(timestamp_max);  // every job still counted is done: record its unpaid total
+  for (const job& j : jobs_) {
+    if (j.unpaid > 0) unpaid_usage.push(account, j.row, j.first_unpaid, j.unpaid);
+  }
+  jobs_.clear();
+  emit_rows(account, out);
 }
 
 // Accounts never interact: a ledger of at least this many events per core is replayed
@@ -180,8 +442,13 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
     if (!std::is_sorted(batch.begin(), batch.end(), by_time)) {
       std::stable_sort(batch.begin(), batch.end(), by_time);
     }
+    const bool jobs = std::any_of(batch.begin(), batch.end(), [](const account_event& e) { return e.kind == op::run; });
     try {
-      replayer.run(batch, static_cast<account_index>(a), policy, out);
+      if (jobs) {
+        replayer.run_with_jobs(batch, static_cast<account_index>(a), policy, out);
+      } else {
+        replayer.run(batch, static_cast<account_index>(a), policy, out);
+      }
     } catch (const detail::balance_overflow& overflow) {
       throw input_error(events.source, events.line[overflow.row],
                         "balance beyond int64 at " + std::to_string(overflow.timestamp) + " (account '" +
@@ -236,15 +503,26 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   // The other parts' rows follow the first part's, in account order.
   ledger_result out = std::move(partial[0]);
   out.account_count = account_count;
+  out.policy = policy;
   for (std::size_t k = 1; k < parts; ++k) {
     interval_table& part = partial[k].intervals;
+    // Slopes: a column only where some part has one (the others' rows are level).
+    if (part.has_slopes() && !out.intervals.has_slopes()) out.intervals.slope.assign(out.intervals.size(), 0);
+    if (out.intervals.has_slopes() && !part.has_slopes()) part.slope.assign(part.size(), 0);
     append_column(out.intervals.account, part.account);
     append_column(out.intervals.credit, part.credit);
     append_column(out.intervals.begin, part.begin);
     append_column(out.intervals.end, part.end);
     append_column(out.intervals.amount, part.amount);
+    append_column(out.intervals.slope, part.slope);
     append_usage(out.shortfalls, partial[k].shortfalls);
     append_usage(out.rejections, partial[k].rejections);
+    unpaid_ticks& ticks = partial[k].job_unpaid;
+    append_column(out.job_unpaid.account, ticks.account);
+    append_column(out.job_unpaid.row, ticks.row);
+    append_column(out.job_unpaid.first, ticks.first);
+    append_column(out.job_unpaid.last, ticks.last);
+    append_column(out.job_unpaid.per_tick, ticks.per_tick);
   }
   return out;
 }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <string>
 
+#include "cpu/ledger/ticks.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
@@ -34,15 +35,46 @@ step_flows flows_per_step(const event_table& events, const ledger_result& result
   for (std::size_t r = 0; r < iv.size(); ++r) {  // a row reaching its credit's end: held until it expired
     if (included[iv.account[r]] == 0 || iv.end[r] != events.end[iv.credit[r]]) continue;
     const auto i = static_cast<std::size_t>(std::upper_bound(grid.begin(), grid.end(), iv.end[r]) - grid.begin());
-    if (i >= 1 && i < grid.size()) flows.breakage[i] += iv.amount[r];
+    if (i >= 1 && i < grid.size()) flows.breakage[i] += iv.held_at(r, iv.end[r]);
   }
   for (const usage_table* usage : {&result.shortfalls, &result.rejections}) {
     for (std::size_t u = 0; u < usage->size(); ++u) {
-      if (included[usage->account[u]] == 0) continue;
+      if (included[usage->account[u]] == 0 || events.kind[usage->row[u]] == op::run) continue;
       const auto i =
           static_cast<std::size_t>(std::lower_bound(grid.begin(), grid.end(), usage->timestamp[u]) - grid.begin());
       if (i >= 1 && i < grid.size()) flows.shortfall[i] += usage->amount[u];
     }
+  }
+  // Jobs' unpaid ticks: a run of ticks spreads over the steps it crosses. Its first and
+  // last steps get their share; the whole steps between get per_tick x their length,
+  // through a difference array over steps (O(runs log steps + steps)).
+  std::vector<total_t> whole(grid.size() + 1, 0);
+  const unpaid_ticks& ticks = result.job_unpaid;
+  for (std::size_t r = 0; r < ticks.size(); ++r) {
+    if (included[ticks.account[r]] == 0) continue;
+    // Step i holds the ticks in (grid[i-1], grid[i]]: the step of tick t is the first i with grid[i] >= t.
+    const auto first_step =
+        static_cast<std::size_t>(std::lower_bound(grid.begin(), grid.end(), ticks.first[r]) - grid.begin());
+    const auto last_step =
+        static_cast<std::size_t>(std::lower_bound(grid.begin(), grid.end(), ticks.last[r]) - grid.begin());
+    auto share = [&](std::size_t i) {  // ticks of the run in step i, times per_tick
+      if (i < 1 || i >= grid.size()) return;
+      flows.shortfall[i] += detail::ticks_within(ticks.first[r], ticks.last[r], grid[i - 1], grid[i]) * ticks.per_tick[r];
+    };
+    share(first_step);
+    if (last_step != first_step) share(last_step);
+    // Steps strictly between first_step and last_step lie wholly inside the run.
+    const std::size_t lo = std::max<std::size_t>(first_step + 1, 1);
+    const std::size_t hi = std::min(last_step, grid.size());  // exclusive
+    if (lo < hi) {
+      whole[lo] += ticks.per_tick[r];
+      whole[hi] -= ticks.per_tick[r];
+    }
+  }
+  total_t rate = 0;
+  for (std::size_t i = 1; i < grid.size(); ++i) {
+    rate += whole[i];
+    if (rate != 0) flows.shortfall[i] += rate * (total_t{grid[i]} - grid[i - 1]);
   }
   return flows;
 }

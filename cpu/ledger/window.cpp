@@ -3,6 +3,7 @@
 // and the interval table in linear passes.
 #include <algorithm>
 
+#include "cpu/ledger/ticks.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/ledger.hpp"
 
@@ -24,8 +25,8 @@ std::vector<credit_state> credits_at(const event_table& events, const ledger_res
                    events.timestamp[add] <= t && t <= events.end[add]};
     amount_t held_at_end = 0;  // the amount of a stretch reaching the credit's end
     for (; row < last && result.intervals.credit[row] == add; ++row) {
-      if (result.intervals.begin[row] <= t && t <= result.intervals.end[row]) c.remaining = result.intervals.amount[row];
-      if (result.intervals.end[row] == c.end) held_at_end = result.intervals.amount[row];
+      if (result.intervals.begin[row] <= t && t <= result.intervals.end[row]) c.remaining = result.intervals.held_at(row, t);
+      if (result.intervals.end[row] == c.end) held_at_end = result.intervals.held_at(row, c.end);
     }
     if (c.end < t) c.expired = held_at_end;
     c.consumed = c.granted - c.remaining - c.expired;
@@ -54,8 +55,8 @@ std::vector<account_totals> totals_at(const event_table& events, const ledger_re
   const interval_table& iv = result.intervals;
   for (std::size_t i = 0; i < iv.size(); ++i) {
     account_totals& a = totals[iv.account[i]];
-    if (iv.begin[i] <= t && t <= iv.end[i]) a.remaining += iv.amount[i];
-    if (iv.end[i] < t && iv.end[i] == events.end[iv.credit[i]]) a.expired += iv.amount[i];  // held until its end
+    if (iv.begin[i] <= t && t <= iv.end[i]) a.remaining += iv.held_at(i, t);
+    if (iv.end[i] < t && iv.end[i] == events.end[iv.credit[i]]) a.expired += iv.held_at(i, iv.end[i]);  // held until its end
   }
   return totals;
 }
@@ -71,11 +72,19 @@ std::vector<account_window> window_summary(const event_table& events, const ledg
   std::vector<wide> unpaid_rejected(result.account_count, 0);
   auto add_unpaid = [&](const usage_table& usage, std::vector<wide>& into) {
     for (std::size_t i = 0; i < usage.size(); ++i) {
+      if (events.kind[usage.row[i]] == op::run) continue;  // a job's total: its ticks count below
       if (from < usage.timestamp[i] && usage.timestamp[i] <= to) into[usage.account[i]] += usage.amount[i];
     }
   };
   add_unpaid(result.shortfalls, unpaid_shortfall);
   add_unpaid(result.rejections, unpaid_rejected);
+  // Jobs' unpaid ticks in (from, to] (SPEC sections 10 and 11), in closed form.
+  std::vector<wide>& job_into = result.policy == overdraft_policy::drain ? unpaid_shortfall : unpaid_rejected;
+  const unpaid_ticks& ticks = result.job_unpaid;
+  for (std::size_t i = 0; i < ticks.size(); ++i) {
+    const wide count = detail::ticks_within(ticks.first[i], ticks.last[i], from, to);
+    if (count > 0) job_into[ticks.account[i]] += count * ticks.per_tick[i];
+  }
 
   std::vector<account_window> windows(result.account_count);
   for (std::size_t a = 0; a < windows.size(); ++a) {

@@ -78,7 +78,7 @@ class cpu_engine final : public engine::impl {
           while (pos + step < hi && bp[pos + step] <= t) step *= 2;
           pos = static_cast<std::size_t>(std::upper_bound(bp + pos + step / 2, bp + std::min(hi, pos + step), t) - bp);
         }
-        out[i] = pos == lo ? 0 : index_.balances[pos - 1];
+        out[i] = pos == lo ? 0 : index_.value_at(pos - 1, t);
       }
     }
   }
@@ -118,7 +118,7 @@ class cpu_engine final : public engine::impl {
           continue;
         }
         const std::size_t after = base[k] + (bp[base[k]] <= times[g + k] ? 1 : 0);  // first breakpoint > t
-        out[g + k] = after == first[k] ? 0 : index_.balances[after - 1];
+        out[g + k] = after == first[k] ? 0 : index_.value_at(after - 1, times[g + k]);
       }
     }
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <type_traits>
 
 #include "cpu/parallel.hpp"
 
@@ -20,12 +21,20 @@ struct delta {
   std::uint64_t change;  // two's complement: sums wrap, and every final balance fits int64
 };
 
+// A delta of a ledger with jobs: the balance's value and slope change at `time`.
+struct sloped_delta {
+  timestamp_t time;
+  std::uint64_t change;        // of the value at `time` (wrapping, as above)
+  std::uint64_t slope_change;  // of the slope from `time` on
+};
+
 // Sorts deltas by time. The ledger lists each credit's stretches one after another, so
 // the deltas come as a few ascending runs (one per credit): those are merged pairwise
 // in linear passes; many short runs are sorted instead.
-void sort_deltas(std::vector<delta>& deltas, std::vector<delta>& scratch, std::vector<std::size_t>& runs) {
+template <class Delta>
+void sort_deltas(std::vector<Delta>& deltas, std::vector<Delta>& scratch, std::vector<std::size_t>& runs) {
   constexpr std::size_t runs_merged_max = 16;
-  auto earlier = [](const delta& a, const delta& b) { return a.time < b.time; };
+  auto earlier = [](const Delta& a, const Delta& b) { return a.time < b.time; };
   runs.clear();
   runs.push_back(0);
   for (std::size_t i = 1; i < deltas.size() && runs.size() <= runs_merged_max; ++i) {
@@ -67,6 +76,67 @@ void append_account(const std::vector<delta>& deltas, step_index& index) {
   }
 }
 
+// The same with slopes: between breakpoints the balance follows its line, so each
+// breakpoint's value is the line's value there plus the changes; a time whose changes
+// cancel leaves the line as it is and makes no breakpoint.
+void append_account(const std::vector<sloped_delta>& deltas, step_index& index) {
+  std::uint64_t value = 0;  // at `at`
+  std::uint64_t slope = 0;
+  timestamp_t at = 0;
+  for (std::size_t i = 0; i < deltas.size();) {
+    const timestamp_t t = deltas[i].time;
+    std::uint64_t change = 0;
+    std::uint64_t slope_change = 0;
+    for (; i < deltas.size() && deltas[i].time == t; ++i) {
+      change += deltas[i].change;
+      slope_change += deltas[i].slope_change;
+    }
+    if (change == 0 && slope_change == 0) continue;
+    value = value - slope * (static_cast<std::uint64_t>(t) - static_cast<std::uint64_t>(at)) + change;
+    slope += slope_change;
+    at = t;
+    assert(static_cast<amount_t>(value) >= 0 && static_cast<amount_t>(slope) >= 0);
+    index.times.push_back(t);
+    index.balances.push_back(static_cast<amount_t>(value));
+    index.slopes.push_back(static_cast<amount_t>(slope));
+  }
+}
+
+template <class Delta>
+void add_deltas(const interval_table& intervals, std::size_t row, std::vector<Delta>& deltas) {
+  const auto amount = static_cast<std::uint64_t>(intervals.amount[row]);
+  const timestamp_t end = intervals.end[row];
+  if constexpr (std::is_same_v<Delta, delta>) {
+    deltas.push_back({intervals.begin[row], amount});
+    // The credit stops counting at end + 1; at the largest timestamp it never stops.
+    if (end != timestamp_max) deltas.push_back({end + 1, 0 - amount});
+  } else {
+    const auto slope = static_cast<std::uint64_t>(intervals.slope_of(row));
+    deltas.push_back({intervals.begin[row], amount, slope});
+    if (end != timestamp_max) {  // the line's value at end + 1 comes off (wrapping: it may be <= 0)
+      const std::uint64_t span = static_cast<std::uint64_t>(end) + 1 - static_cast<std::uint64_t>(intervals.begin[row]);
+      deltas.push_back({end + 1, 0 - (amount - slope * span), 0 - slope});
+    }
+  }
+}
+
+// Appends the breakpoints of accounts [first, last) to `part`.
+template <class Delta>
+void build_accounts(const interval_table& intervals, const std::vector<std::size_t>& offsets,
+                    const std::vector<std::size_t>& order, bool grouped, std::size_t first, std::size_t last,
+                    step_index& part) {
+  std::vector<Delta> deltas;
+  std::vector<Delta> scratch;
+  std::vector<std::size_t> runs;
+  for (std::size_t a = first; a < last; ++a) {
+    part.account_offsets[a - first] = part.times.size();
+    deltas.clear();
+    for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) add_deltas(intervals, grouped ? i : order[i], deltas);
+    sort_deltas(deltas, scratch, runs);
+    append_account(deltas, part);
+  }
+}
+
 }  // namespace
 
 step_index step_index::build(const interval_table& intervals, std::size_t account_count) {
@@ -90,6 +160,7 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
   // their own cores, then the parts are laid end to end.
   const std::size_t parts = account_count == 0 ? 1 : detail::part_count(n, intervals_per_part_min);
   const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, parts);
+  const bool sloped = intervals.has_slopes();
   std::vector<step_index> partial(parts);
   detail::run_parts(parts, [&](std::size_t k) {
     step_index& part = partial[k];
@@ -97,21 +168,11 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
     part.account_offsets.resize(cuts[k + 1] - cuts[k]);
     part.times.reserve(2 * rows);
     part.balances.reserve(2 * rows);
-    std::vector<delta> deltas;
-    std::vector<delta> scratch;
-    std::vector<std::size_t> runs;
-    for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) {
-      part.account_offsets[a - cuts[k]] = part.times.size();
-      deltas.clear();
-      for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) {
-        const std::size_t row = grouped ? i : order[i];
-        const auto amount = static_cast<std::uint64_t>(intervals.amount[row]);
-        deltas.push_back({intervals.begin[row], amount});
-        // The credit stops counting at end + 1; at the largest timestamp it never stops.
-        if (intervals.end[row] != timestamp_max) deltas.push_back({intervals.end[row] + 1, 0 - amount});
-      }
-      sort_deltas(deltas, scratch, runs);
-      append_account(deltas, part);
+    if (sloped) {
+      part.slopes.reserve(2 * rows);
+      build_accounts<sloped_delta>(intervals, offsets, order, grouped, cuts[k], cuts[k + 1], part);
+    } else {
+      build_accounts<delta>(intervals, offsets, order, grouped, cuts[k], cuts[k + 1], part);
     }
   });
   if (parts == 1) {
@@ -125,10 +186,12 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
   index.account_offsets.resize(account_count + 1);
   index.times.resize(at[parts]);
   index.balances.resize(at[parts]);
+  if (sloped) index.slopes.resize(at[parts]);
   detail::run_parts(parts, [&](std::size_t k) {
     const step_index& part = partial[k];
     std::copy(part.times.begin(), part.times.end(), index.times.begin() + static_cast<std::ptrdiff_t>(at[k]));
     std::copy(part.balances.begin(), part.balances.end(), index.balances.begin() + static_cast<std::ptrdiff_t>(at[k]));
+    std::copy(part.slopes.begin(), part.slopes.end(), index.slopes.begin() + static_cast<std::ptrdiff_t>(at[k]));
     for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) index.account_offsets[a] = at[k] + part.account_offsets[a - cuts[k]];
   });
   index.account_offsets[account_count] = at[parts];
@@ -141,7 +204,7 @@ amount_t step_index::balance(account_index account, timestamp_t t) const noexcep
   const auto last = times.begin() + static_cast<std::ptrdiff_t>(account_offsets[account + 1]);
   const auto after = std::upper_bound(first, last, t);  // first breakpoint later than t
   if (after == first) return 0;
-  return balances[static_cast<std::size_t>(after - times.begin()) - 1];
+  return value_at(static_cast<std::size_t>(after - times.begin()) - 1, t);
 }
 
 }  // namespace gpucredit

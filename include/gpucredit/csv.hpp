@@ -21,8 +21,11 @@ inline constexpr std::string_view events_header = "op,account,credit_id,timestam
 inline constexpr std::string_view queries_header = "account,timestamp";
 /// Header of a balances file.
 inline constexpr std::string_view balances_header = "account,timestamp,balance";
-/// Header of an intervals file.
+/// Header of an intervals file of a ledger without jobs (SPEC section 5).
 inline constexpr std::string_view intervals_header = "account,credit_id,begin,end,amount";
+/// Header of an intervals file of a ledger with jobs (SPEC section 10): rows hold
+/// amount - slope * (t - begin).
+inline constexpr std::string_view intervals_slope_header = "account,credit_id,begin,end,amount,slope";
 
 /// Reads an events file. Throws `input_error` ("FILE:LINE: reason") for bad input,
 /// including a file that cannot be opened. Blocks.
@@ -70,7 +73,8 @@ class csv_writer {
 /// for none) with a header. `balances[i]` answers query i (0 = none).
 void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances);
 
-/// Writes the interval table with a header: account,credit_id,begin,end,amount.
+/// Writes the interval table with a header: account,credit_id,begin,end,amount, and a
+/// slope column when the ledger has jobs.
 void write_intervals(csv_writer& out, const event_table& events, const interval_table& intervals);
 
 }  // namespace gpucredit

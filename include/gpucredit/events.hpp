@@ -59,9 +59,9 @@ struct event_table {
   std::vector<account_index> account;
   std::vector<op> kind;
   std::vector<timestamp_t> timestamp;
-  std::vector<amount_t> amount;
-  std::vector<timestamp_t> end;        ///< add: timestamp + expiration; use: unused (= timestamp)
-  std::vector<std::uint32_t> credit;   ///< add: credit label index; use: unused (0)
+  std::vector<amount_t> amount;        ///< add, use: the amount; run: the rate per tick
+  std::vector<timestamp_t> end;        ///< add: timestamp + expiration; run: the last tick; use: = timestamp
+  std::vector<std::uint32_t> credit;   ///< add: credit label; run: job label (both in credit_labels); use: 0
   std::vector<std::uint64_t> line;     ///< where the event came from (file line, or call number)
 
   std::size_t size() const noexcept { return account.size(); }
@@ -78,9 +78,20 @@ struct event_table {
   /// name or a negative amount.
   void use(std::string_view account_name, timestamp_t at, amount_t amount_value,
            std::uint64_t source_line);
+  /// Appends `run(account, job_label, start, rate, ticks)`: `rate` used at every tick
+  /// start, start + 1, ..., start + ticks - 1 (SPEC section 10). Throws `input_error` for
+  /// a bad name, a negative rate or tick count, a last tick beyond int64, or
+  /// rate x ticks beyond int64. A job of 0 ticks is kept (it has no effect) with rate 0.
+  void run(std::string_view account_name, std::string_view job_label, timestamp_t start, amount_t rate,
+           std::int64_t ticks, std::uint64_t source_line);
+  /// Whether any event is a job (then intervals carry slopes and unpaid jobs name them).
+  bool has_jobs() const noexcept { return jobs_ != 0; }
 
-  /// The label of the credit added at `row` (which must be an add).
+  /// The label of the credit added (or the job run) at `row` (an add or a run).
   std::string_view credit_label(event_row row) const { return credit_labels[credit[row]]; }
+
+ private:
+  std::size_t jobs_ = 0;
 };
 
 /// A batch of balance queries as columns, in query order. Query account names are

@@ -9,34 +9,49 @@
 
 namespace gpucredit {
 
-/// The flattened ledger: one row per stretch of time in which a credit's remaining
-/// amount is constant and positive: the credit held `amount` at every t in
-/// [begin, end] (both ends included, begin <= end). Rows are grouped by account in
-/// ascending account index, and within an account ordered by (credit, begin).
-/// For every account and t: balance(t) = sum of `amount` over its rows covering t.
+/// The flattened ledger (SPEC sections 5 and 10): one row per stretch of time in which a
+/// credit's remaining amount follows one line and is positive: the credit held
+/// `amount - slope * (t - begin)` at every t in [begin, end] (both ends included,
+/// begin <= end). `slope` is 0 except where jobs draw from the credit; the column is
+/// empty when no row has a slope (ledgers without jobs), and `slope_of` reads it either
+/// way. Rows are grouped by account in ascending account index, and within an account
+/// ordered by (credit, begin). For every account and t: balance(t) = the sum of
+/// `amount - slope * (t - begin)` over its rows covering t.
 struct interval_table {
   std::vector<account_index> account;
   std::vector<event_row> credit;  ///< the row of the credit's add in the event table
   std::vector<timestamp_t> begin;
   std::vector<timestamp_t> end;
-  std::vector<amount_t> amount;
+  std::vector<amount_t> amount;  ///< held at `begin`
+  std::vector<amount_t> slope;   ///< drawn per tick after `begin`; empty: every row 0
 
   std::size_t size() const noexcept { return account.size(); }
-  void push(account_index a, event_row c, timestamp_t b, timestamp_t e, amount_t v) {
+  bool has_slopes() const noexcept { return !slope.empty(); }
+  amount_t slope_of(std::size_t row) const noexcept { return slope.empty() ? 0 : slope[row]; }
+  /// What row `row` holds at t (begin <= t <= end).
+  amount_t held_at(std::size_t row, timestamp_t t) const noexcept {
+    return amount[row] - slope_of(row) * (t - begin[row]);  // <= amount[row]: cannot overflow
+  }
+  void push(account_index a, event_row c, timestamp_t b, timestamp_t e, amount_t v, amount_t s = 0) {
+    const bool sloped = s != 0 || !slope.empty();
+    if (sloped && slope.size() != account.size()) slope.assign(account.size(), 0);  // the first slope
     account.push_back(a);
     credit.push_back(c);
     begin.push_back(b);
     end.push_back(e);
     amount.push_back(v);
+    if (sloped) slope.push_back(s);
   }
 };
 
-/// Uses that were not paid in full: under `drain`, `amount` is the unpaid rest (the
-/// shortfall); under `reject`, the whole usage, which changed nothing. Grouped by
-/// account, in the order the ledger applied them.
+/// Usage that was not paid in full: under `drain`, `amount` is the unpaid rest (the
+/// shortfall); under `reject`, the whole usage, which changed nothing. One record per
+/// use, and one per job (SPEC section 10: `timestamp` is the job's first tick not paid
+/// in full, `amount` its total unpaid). Grouped by account, in the order the ledger met
+/// them.
 struct usage_table {
   std::vector<account_index> account;
-  std::vector<event_row> row;  ///< the use's row in the event table
+  std::vector<event_row> row;  ///< the use's (or the job's) row in the event table
   std::vector<timestamp_t> timestamp;
   std::vector<amount_t> amount;
 
@@ -49,12 +64,34 @@ struct usage_table {
   }
 };
 
+/// Where jobs went unpaid, tick by tick in closed form: `per_tick` unpaid (shortfall or
+/// rejected, as the policy says) at every tick of [first, last] of the job at `row`.
+/// What windows and report steps sum (SPEC section 11); grouped by account.
+struct unpaid_ticks {
+  std::vector<account_index> account;
+  std::vector<event_row> row;
+  std::vector<timestamp_t> first;
+  std::vector<timestamp_t> last;
+  std::vector<amount_t> per_tick;
+
+  std::size_t size() const noexcept { return account.size(); }
+  void push(account_index a, event_row r, timestamp_t f, timestamp_t l, amount_t v) {
+    account.push_back(a);
+    row.push_back(r);
+    first.push_back(f);
+    last.push_back(l);
+    per_tick.push_back(v);
+  }
+};
+
 /// Everything the replay produces.
 struct ledger_result {
   interval_table intervals;
   usage_table shortfalls;  ///< drain only
   usage_table rejections;  ///< reject only
+  unpaid_ticks job_unpaid;  ///< jobs' unpaid ticks (shortfall under drain, rejected under reject)
   std::size_t account_count = 0;  ///< = events.accounts.size()
+  overdraft_policy policy = overdraft_policy::drain;  ///< the policy it was replayed under
 };
 
 /// Replays every account of `events` under `policy`. O(n log n) in events, whatever

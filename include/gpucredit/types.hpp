@@ -28,8 +28,9 @@ inline constexpr account_index account_none = std::numeric_limits<account_index>
 /// The most events one table holds (rows are 32-bit arrival numbers).
 inline constexpr std::uint64_t events_max = std::numeric_limits<event_row>::max();
 
-/// The two kinds of event in a ledger.
-enum class op : std::uint8_t { add, use };
+/// The kinds of event in a ledger: a grant, a use at one time, and a job that uses a rate
+/// at every tick of a stretch of time (SPEC section 10).
+enum class op : std::uint8_t { add, use, run };
 
 /// What a usage does when it asks for more than the active credits hold (SPEC section 4).
 enum class overdraft_policy : std::uint8_t {

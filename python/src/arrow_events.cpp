@@ -43,9 +43,14 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
                 : name == "timestamp"  ? &at.timestamp
                 : name == "amount"     ? &at.amount
                 : name == "expiration" ? &at.expiration
+                : name == "ticks"      ? &at.expiration  // a name for the sixth column of jobs
                                        : nullptr;
     if (slot == nullptr) continue;  // other columns are not ours
-    if (*slot >= 0) fail("column '" + std::string(name) + "' appears twice");
+    if (*slot >= 0) {
+      fail(slot == &at.expiration ? std::string("columns 'expiration' and 'ticks' are one column (jobs' ticks, "
+                                                "credits' expiration): give one of them")
+                                  : "column '" + std::string(name) + "' appears twice");
+    }
     *slot = static_cast<int>(i);
     types[static_cast<std::size_t>(i)] = ar::parse_type(*s.children[i]);
   }
@@ -135,23 +140,33 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
         return v;
       };
       if (op.is_null(i)) bad("missing op");
-      const std::string_view op_name = op.text(i);
-      const bool is_add = op_name == "add";
-      if (!is_add && op_name != "use") bad("unknown op " + gc::detail::shown(op_name));
+      const std::optional<gc::op> kind = gc::detail::parse_op(op.text(i));
+      if (!kind) bad("unknown op " + gc::detail::shown(op.text(i)));
       const std::string_view account_name = text(account, "account");
       const std::string_view label = credit && !credit->is_null(i) ? credit->text(i) : std::string_view();
       const std::int64_t t = integer(timestamp, "timestamp");
-      const std::int64_t value = integer(amount, "amount");
       try {
-        if (is_add) {
-          if (!expiration || expiration->is_null(i)) bad("missing expiration");
-          events.add(account_name, label, t, value, integer(*expiration, "expiration"), row + 1);
-        } else {
-          if (expiration && !expiration->is_null(i)) {
-            bad("use takes no expiration (got " +
-                std::to_string(integer(*expiration, "expiration")) + ")");
+        switch (*kind) {
+          case gc::op::add: {
+            const std::int64_t value = integer(amount, "amount");
+            if (!expiration || expiration->is_null(i)) bad("missing expiration");
+            events.add(account_name, label, t, value, integer(*expiration, "expiration"), row + 1);
+            break;
           }
-          events.use(account_name, t, value, row + 1);
+          case gc::op::use: {
+            const std::int64_t value = integer(amount, "amount");
+            if (expiration && !expiration->is_null(i)) {
+              bad("use takes no expiration (got " + std::to_string(integer(*expiration, "expiration")) + ")");
+            }
+            events.use(account_name, t, value, row + 1);
+            break;
+          }
+          case gc::op::run: {  // credit_id: the job id; amount: the rate; the sixth column: ticks
+            const std::int64_t rate = integer(amount, "rate");
+            if (!expiration || expiration->is_null(i)) bad("missing ticks");
+            events.run(account_name, label, t, rate, integer(*expiration, "ticks"), row + 1);
+            break;
+          }
         }
       } catch (const gc::input_error& e) {
         bad(e.reason());
