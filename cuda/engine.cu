@@ -153,6 +153,7 @@ class device_engine final : public engine::impl {
     slice.accounts += slice_begin;
     slice.times += slice_begin;
     slice.balances += slice_begin;
+    if (slice.slopes != nullptr) slice.slopes += slice_begin;
     const u64 merged = slice_end - slice_begin + count;
     reserve_at_least(set.tags, merged);
     reserve_at_least(set.last, merged);

@@ -41,18 +41,20 @@ void round_trip_events(const event_table& events) {
     out.raw(events_header);
     out.end_row();
     for (std::size_t r = 0; r < events.size(); ++r) {
-      const bool add = events.kind[r] == op::add;
-      out.field(add ? "add" : "use");
+      const op kind = events.kind[r];
+      out.field(kind == op::add ? "add" : kind == op::use ? "use" : "run");
       out.field(events.accounts[events.account[r]]);
-      if (add) {
+      if (kind != op::use) {
         out.field(events.credit_label(static_cast<event_row>(r)));
       } else {
         out.empty_field();
       }
       out.field(events.timestamp[r]);
       out.field(events.amount[r]);
-      if (add) {
+      if (kind == op::add) {
         out.field(events.end[r] - events.timestamp[r]);
+      } else if (kind == op::run) {  // the tick count (a 0-tick job is kept as rate 0, one tick)
+        out.field(events.end[r] - events.timestamp[r] + 1);
       } else {
         out.empty_field();
       }

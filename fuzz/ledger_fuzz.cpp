@@ -30,8 +30,8 @@ std::vector<naive_event> decode(const std::uint8_t* data, std::size_t size) {
   std::vector<naive_event> events;
   for (std::size_t i = 0; i + 5 <= size && events.size() < 64; i += 5) {
     naive_event e{};
-    e.kind = (data[i] & 1) != 0 ? op::use : op::add;
-    e.account = (data[i] >> 1) % 3;
+    e.kind = (data[i] & 3) == 0 ? op::add : (data[i] & 3) == 2 ? op::run : op::use;  // jobs a quarter of the time
+    e.account = (data[i] >> 2) % 3;
     e.timestamp = static_cast<std::int8_t>(data[i + 1]) / 8;
     e.amount = data[i + 2] % 40;
     e.expiration = data[i + 3] % 24;
@@ -41,6 +41,14 @@ std::vector<naive_event> decode(const std::uint8_t* data, std::size_t size) {
     if ((extreme & 0x18) == 0x08) e.amount = amount_max / 2 + (data[i + 2] & 3);
     if ((extreme & 0x60) == 0x20 && e.timestamp < 0) e.expiration = timestamp_max;  // end = max + timestamp
     if (e.kind == op::add && e.timestamp > timestamp_max - e.expiration) e.expiration = timestamp_max - e.timestamp;
+    if (e.kind == op::run) {  // a job: the rate a tick, at most 24 ticks (the reference expands them)
+      e.amount %= 8;
+      if ((extreme & 0x18) == 0x08) e.amount = amount_max / 48;
+      e.expiration %= 25;
+      if (e.timestamp > 0 && e.expiration > 0 && e.timestamp > timestamp_max - (e.expiration - 1)) {
+        e.expiration = timestamp_max - e.timestamp + 1;  // the last tick stays within int64
+      }
+    }
     events.push_back(e);
   }
   return events;
@@ -53,6 +61,8 @@ event_table table_of(const std::vector<naive_event>& events, const std::vector<s
     const std::string account = "a" + std::to_string(e.account);
     if (e.kind == op::add) {
       table.add(account, "c" + std::to_string(i), e.timestamp, e.amount, e.expiration, i + 2);
+    } else if (e.kind == op::run) {
+      table.run(account, "j" + std::to_string(i), e.timestamp, e.amount, e.expiration, i + 2);
     } else {
       table.use(account, e.timestamp, e.amount, i + 2);
     }
@@ -63,7 +73,10 @@ event_table table_of(const std::vector<naive_event>& events, const std::vector<s
 std::vector<timestamp_t> probe_times(const std::vector<naive_event>& events) {
   std::set<timestamp_t> times{timestamp_min, timestamp_max, 0};
   for (const naive_event& e : events) {
-    for (const timestamp_t t : {e.timestamp, e.kind == op::add ? e.timestamp + e.expiration : e.timestamp}) {
+    const timestamp_t last = e.kind == op::add ? e.timestamp + e.expiration
+                             : e.kind == op::run && e.expiration > 0 ? e.timestamp + (e.expiration - 1)
+                                                                    : e.timestamp;
+    for (const timestamp_t t : {e.timestamp, last}) {
       times.insert(t);
       if (t != timestamp_min) times.insert(t - 1);
       if (t != timestamp_max) times.insert(t + 1);
@@ -112,6 +125,8 @@ void check_compatible_class(const std::vector<naive_event>& events, overdraft_po
     try {
       if (e.kind == op::add) {
         credits.addCredit(account, e.amount, e.timestamp, e.expiration);
+      } else if (e.kind == op::run) {
+        credits.runCredit(account, e.timestamp, e.amount, e.expiration);
       } else {
         credits.useCredit(account, e.timestamp, e.amount);
       }

@@ -197,6 +197,63 @@ TEST(GPUCredit, MostlyInOrderCallsWithPastAndFutureQueries) {
   }
 }
 
+TEST(GPUCredit, JobsAnswerLikeTheBatchLedger) {
+  // runCredit beside addCredit and useCredit, in any order, both policies: every answer
+  // along the way equals the batch ledger over the calls made so far (SPEC section 10).
+  for (std::uint64_t seed = 1; seed <= 80; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed * 7919);
+    const overdraft_policy policy = seed % 2 == 0 ? overdraft_policy::drain : overdraft_policy::reject;
+    GPUCredit interactive(policy);
+    event_table events;
+    for (int call = 0; call < 40; ++call) {
+      const std::string account = "acct-" + std::to_string(rng() % 2);
+      const auto t = static_cast<timestamp_t>(rng() % 30);
+      const auto line = static_cast<std::uint64_t>(call) + 1;
+      switch (rng() % 4) {
+        case 0: {
+          const auto amount = static_cast<amount_t>(rng() % 40);
+          const auto expiration = static_cast<timestamp_t>(rng() % 20);
+          interactive.addCredit(account, amount, t, expiration);
+          events.add(account, "credit", t, amount, expiration, line);
+          break;
+        }
+        case 1: {
+          const auto amount = static_cast<amount_t>(rng() % 12);
+          interactive.useCredit(account, t, amount);
+          events.use(account, t, amount, line);
+          break;
+        }
+        case 2: {
+          const auto rate = static_cast<amount_t>(rng() % 4);
+          const auto ticks = static_cast<std::int64_t>(rng() % 12);
+          interactive.runCredit(account, t, rate, ticks);
+          events.run(account, "job", t, rate, ticks, line);
+          break;
+        }
+        default: {
+          const timestamp_t q = static_cast<timestamp_t>(rng() % 50) - 5;
+          const engine batch = engine::create(replay(events, policy));
+          ASSERT_EQ(interactive.getBalance(account, q), batch.balance(events.accounts.find(account).value_or(account_none), q))
+              << account << " at " << q << " after " << events.size() << " calls";
+        }
+      }
+    }
+  }
+  // Bad jobs are refused and change nothing.
+  GPUCredit credits;
+  credits.addCredit("a", 10, 0, 100);
+  EXPECT_THROW(credits.runCredit("a", 0, -1, 5), input_error);
+  EXPECT_THROW(credits.runCredit("a", 0, 1, -5), input_error);
+  EXPECT_THROW(credits.runCredit("a", timestamp_max, 1, 2), input_error);
+  EXPECT_THROW(credits.runCredit("a", 0, amount_max, 2), input_error);
+  EXPECT_EQ(credits.getBalance("a", 50), 10);
+  credits.runCredit("a", 10, 2, 3);  // 2 at 10, 11 and 12
+  EXPECT_EQ(credits.getBalance("a", 10), 8);
+  EXPECT_EQ(credits.getBalance("a", 12), 4);
+  EXPECT_EQ(credits.getBalance("a", 13), 4);
+}
+
 TEST(GPUCredit, OverflowChecksOnBothPaths) {
   GPUCredit c;
   c.addCredit("a", amount_max - 10, 100, 50);

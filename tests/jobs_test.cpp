@@ -197,12 +197,18 @@ void check_case(const std::vector<naive_event>& events, int accounts, overdraft_
       // The breakdown adds up the same.
       wide consumed = 0;
       wide expired = 0;
+      std::vector<std::pair<std::size_t, amount_t>> to_jobs;
       for (const credit_state& c : credits_at(table, result, a, t)) {
         ASSERT_EQ(c.granted, c.consumed + c.remaining + c.expired);
+        ASSERT_LE(c.to_jobs, c.consumed);
         consumed += c.consumed;
         expired += c.expired;
+        if (c.to_jobs > 0) to_jobs.emplace_back(c.credit, c.to_jobs);
       }
       ASSERT_TRUE(consumed == want.consumed && expired == want.expired) << "breakdown at " << t;
+      std::vector<std::pair<std::size_t, amount_t>> want_to_jobs = want.to_jobs;
+      std::sort(want_to_jobs.begin(), want_to_jobs.end());
+      ASSERT_EQ(to_jobs, want_to_jobs) << "what each credit gave to jobs, at " << t;
     }
     if (a == account_none) continue;
     // One record per unpaid use and per unpaid job (its total, from its first unpaid tick).

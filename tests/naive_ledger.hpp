@@ -34,6 +34,7 @@ struct naive_answer {
   wide unpaid = 0;         // drain: shortfall; reject: rejected usage
   std::vector<std::pair<std::size_t, amount_t>> unpaid_uses;  // (arrival, amount): a use, or a job's total
   std::vector<std::pair<std::size_t, timestamp_t>> unpaid_first;  // (a job's arrival, its first unpaid tick)
+  std::vector<std::pair<std::size_t, amount_t>> to_jobs;  // (add's arrival, drawn by job ticks) when > 0
   std::vector<std::pair<std::size_t, amount_t>> held;         // (add's arrival, remaining > 0) active at t
 };
 
@@ -43,6 +44,7 @@ inline naive_answer naive_at(const std::vector<naive_event>& events, int account
   struct credit {
     wide start, end, remaining;
     std::size_t arrival;
+    wide to_jobs = 0;
   };
   // Every event with its time, a job as one use per tick (SPEC section 10), in
   // (timestamp, arrival) order.
@@ -115,6 +117,7 @@ inline naive_answer naive_at(const std::vector<naive_event>& events, int account
       for (credit* c : active) {
         const wide take = std::min(c->remaining, need);
         c->remaining -= take;
+        if (e.kind == op::run) c->to_jobs += take;
         need -= take;
         answer.consumed += take;
       }
@@ -127,6 +130,7 @@ inline naive_answer naive_at(const std::vector<naive_event>& events, int account
     if (balance_now > std::numeric_limits<amount_t>::max()) answer.overflow = true;
   }
   for (const credit& c : credits) {
+    if (c.to_jobs > 0) answer.to_jobs.emplace_back(c.arrival, static_cast<amount_t>(c.to_jobs));
     if (c.start <= t && t <= c.end) answer.balance += c.remaining;
     if (c.start <= t && t <= c.end && c.remaining > 0) {
       answer.held.emplace_back(c.arrival, static_cast<amount_t>(c.remaining));

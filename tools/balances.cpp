@@ -13,26 +13,38 @@
 namespace gpucredit::tools {
 namespace {
 
-// account,timestamp,amount,outcome for every use not paid in full, in arrival order.
+// account,timestamp,amount,outcome for every use not paid in full, in arrival order. With
+// jobs in the ledger (SPEC section 10) the file gains job_id, after the account: one
+// record per job not paid in full, at its first tick not paid in full, with its total
+// unpaid (job_id empty for a plain use). One rule, the same as the intervals' slope.
 void write_unpaid(csv_writer& out, const event_table& events, const ledger_result& result) {
   struct row {
     event_row event;
+    timestamp_t timestamp;
     amount_t amount;
     const char* outcome;
   };
   std::vector<row> rows;
   for (std::size_t i = 0; i < result.shortfalls.size(); ++i) {
-    rows.push_back({result.shortfalls.row[i], result.shortfalls.amount[i], "shortfall"});
+    rows.push_back({result.shortfalls.row[i], result.shortfalls.timestamp[i], result.shortfalls.amount[i], "shortfall"});
   }
   for (std::size_t i = 0; i < result.rejections.size(); ++i) {
-    rows.push_back({result.rejections.row[i], result.rejections.amount[i], "rejected"});
+    rows.push_back({result.rejections.row[i], result.rejections.timestamp[i], result.rejections.amount[i], "rejected"});
   }
   std::sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.event < b.event; });
-  out.raw("account,timestamp,amount,outcome");
+  const bool jobs = events.has_jobs();
+  out.raw(jobs ? "account,job_id,timestamp,amount,outcome" : "account,timestamp,amount,outcome");
   out.end_row();
   for (const row& r : rows) {
     out.field(events.accounts[events.account[r.event]]);
-    out.field(events.timestamp[r.event]);
+    if (jobs) {
+      if (events.kind[r.event] == op::run) {
+        out.field(events.credit_label(r.event));
+      } else {
+        out.empty_field();
+      }
+    }
+    out.field(r.timestamp);
     out.field(r.amount);
     out.field(r.outcome);
     out.end_row();
@@ -111,7 +123,9 @@ command add_balances(CLI::App& app) {
                          "Print the wall-clock seconds of each phase (read, replay, index, queries, write) to standard error");
   cmd->add_option("--unpaid", args->unpaid,
                            "Also write the uses not paid in full: account,timestamp,amount,outcome "
-                           "(outcome: shortfall under drain, rejected under reject)");
+                           "(outcome: shortfall under drain, rejected under reject); with jobs in the ledger, "
+                           "account,job_id,timestamp,amount,outcome, one record per job at its first tick not "
+                           "paid in full with its total unpaid");
   return {cmd, [args] { return run_balances(*args); }};
 }
 

@@ -27,7 +27,11 @@ int run_breakdown(const breakdown_args& args) {
   const ledger_result result = replay(events, parse_policy(args.policy));
   output_file out_file(args.out);
   csv_writer out(out_file.fd(), out_file.name());
-  out.raw("credit_id,start,end,granted,consumed,remaining,expired,active");
+  // With jobs in the ledger, to_jobs: the part of consumed that job ticks drew (one rule,
+  // as for the intervals' slope).
+  const bool jobs = events.has_jobs();
+  out.raw(jobs ? "credit_id,start,end,granted,consumed,remaining,expired,active,to_jobs"
+               : "credit_id,start,end,granted,consumed,remaining,expired,active");
   out.end_row();
   for (const credit_state& c : credits_at(events, result, *account, at)) {
     out.field(events.credit_label(c.credit));
@@ -38,6 +42,7 @@ int run_breakdown(const breakdown_args& args) {
     out.field(c.remaining);
     out.field(c.expired);
     out.field(c.active ? "true" : "false");
+    if (jobs) out.field(c.to_jobs);
     out.end_row();
   }
   out.finish();

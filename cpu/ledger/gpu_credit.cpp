@@ -9,6 +9,7 @@
 #include "gpucredit/gpu_credit.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "cpu/ledger/draw.hpp"
 #include "cpu/ledger/live_credits.hpp"
 #include "gpucredit/error.hpp"
+#include "gpucredit/engine.hpp"
 #include "gpucredit/events.hpp"
 #include "gpucredit/ledger.hpp"
 
@@ -38,6 +40,10 @@ struct account_state {
   std::vector<call> calls;  // sorted by (timestamp, row)
   wide granted = 0;         // total added: while it fits in int64, no balance can overflow
   bool stale = false;       // a late call came: replay before answering
+  // An account that has run a job answers from the batch ledger's closed form (SPEC
+  // section 10): its calls are replayed into a step index when it is next asked.
+  bool jobs = false;
+  std::shared_ptr<const engine> metered;  // when jobs and not stale
 
   // The running state over every call so far (when not stale).
   bool started = false;
@@ -107,8 +113,47 @@ struct account_state {
     record(c.timestamp, balance);
   }
 
+  // The account's calls as an event table in arrival order: rows are arrivals, as the
+  // batch ledger needs (a job's tick at t comes before an event at t only if the job
+  // arrived first, whatever their timestamps).
+  event_table as_events() const {
+    std::vector<call> by_arrival = calls;
+    std::sort(by_arrival.begin(), by_arrival.end(), [](const call& x, const call& y) { return x.row < y.row; });
+    event_table table;
+    table.source = "GPUCredit";
+    for (const call& c : by_arrival) {
+      switch (c.kind) {
+        case op::add:
+          table.add("a", "credit", c.timestamp, c.amount, c.end - c.timestamp, c.row + std::uint64_t{1});
+          break;
+        case op::use:
+          table.use("a", c.timestamp, c.amount, c.row + std::uint64_t{1});
+          break;
+        case op::run:
+          table.run("a", "job", c.timestamp, c.amount, c.end - c.timestamp + 1, c.row + std::uint64_t{1});
+          break;
+      }
+    }
+    return table;
+  }
+
+  // An account with jobs: replays every call through the batch ledger. Throws
+  // detail::balance_overflow when a balance would pass int64.
+  void meter(overdraft_policy policy) {
+    try {
+      metered = std::make_shared<const engine>(engine::create(gpucredit::replay(as_events(), policy)));
+    } catch (const input_error&) {  // the only refusal a replay of valid calls makes
+      throw detail::balance_overflow{0, 0};
+    }
+    stale = false;
+  }
+
   // Rebuilds the running state from every call, in order.
   void replay(overdraft_policy policy) {
+    if (jobs) {
+      meter(policy);
+      return;
+    }
     started = false;
     balance = 0;
     live.clear();
@@ -119,6 +164,7 @@ struct account_state {
   }
 
   amount_t balance_at(timestamp_t t) const {
+    if (jobs) return metered ? metered->balance(0, t).value_or(0) : 0;
     if (!started || t <= now) {
       const auto after = std::upper_bound(times.begin(), times.end(), t);
       return after == times.begin() ? 0 : balances[static_cast<std::size_t>(after - times.begin()) - 1];
@@ -161,6 +207,28 @@ struct GPUCredit::state {
     if (calls >= events_max) throw input_error(source, calls + 1, "more than 2^32 - 1 calls");
     const call c{timestamp, amount, end, static_cast<event_row>(calls), kind};
     const wide granted = a.granted + (kind == op::add ? amount : 0);
+    if (kind == op::run || a.jobs) {  // metered: placed by time, replayed when next asked
+      if (granted > amount_max) {  // tried at once: the account stays as it was if refused
+        account_state trial;
+        trial.jobs = true;
+        trial.calls = a.calls;
+        place(trial.calls, c);
+        try {
+          trial.meter(policy);
+        } catch (const detail::balance_overflow&) {
+          throw input_error(source, calls + 1, "balance beyond int64");
+        }
+        trial.granted = granted;
+        a = std::move(trial);
+      } else {
+        a.jobs = true;
+        a.granted = granted;
+        place(a.calls, c);
+        a.stale = true;
+      }
+      ++calls;
+      return;
+    }
     const bool in_order = !a.stale && (!a.started || timestamp >= a.now);
     const bool may_overflow = granted > amount_max;
     auto refuse = [&](timestamp_t at) {
@@ -225,6 +293,16 @@ std::optional<std::int64_t> GPUCredit::getBalance(std::string_view creditId, std
   if (a.stale) a.replay(state_->policy);  // cannot overflow: the adds sum within int64 (submit)
   const amount_t balance = a.balance_at(timestamp);
   return balance == 0 ? std::nullopt : std::optional<std::int64_t>(balance);
+}
+
+void GPUCredit::runCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t rate, std::int64_t ticks) {
+  account_state& a = state_->account(creditId, "runCredit");
+  if (const char* problem = detail::run_problem(timestamp, rate, ticks)) {
+    throw input_error("runCredit", state_->calls + 1, problem);
+  }
+  // 0 ticks or rate 0: no effect, but a call all the same (it counts in the numbering).
+  const bool empty = ticks == 0 || rate == 0;
+  state_->submit(a, "runCredit", timestamp, empty ? 0 : rate, empty ? timestamp : timestamp + (ticks - 1), op::run);
 }
 
 void GPUCredit::useCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t amount) {

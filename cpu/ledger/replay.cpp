@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "cpu/ledger/draw.hpp"
+#include "cpu/ledger/trace.hpp"
 #include "cpu/parallel.hpp"
 #include "gpucredit/error.hpp"
 
@@ -42,6 +43,7 @@ class heap_credits {
     timestamp_t open_begin;  // begin of the stretch at the current `remaining`
     bool open;               // false once nothing can follow (a run reached the last timestamp)
     bool open_by_job;        // the change at open_begin came from job ticks alone
+    amount_t to_jobs = 0;    // drawn by job ticks so far (tallied for breakdowns)
   };
   struct closed_row {
     event_row credit;
@@ -55,8 +57,13 @@ class heap_credits {
   void clear() {
     heap_.clear();
     rows_.clear();
+    tallies_.clear();
     merge_ = false;
   }
+  // Whether to keep each credit's draws by jobs (tallies()) as it leaves.
+  void set_tally(bool on) noexcept { tally_ = on; }
+  // (credit, drawn by jobs) of every credit that left, and after finish() of all.
+  const std::vector<std::pair<event_row, amount_t>>& tallies() const noexcept { return tallies_; }
   void set_now(timestamp_t t) noexcept { now_ = t; }
   // Whether the draws that follow are job ticks (their rows may merge with job runs).
   void set_job_draw(bool job) noexcept { job_draw_ = job; }
@@ -78,6 +85,7 @@ class heap_credits {
       top.open_by_job = top.open_by_job && job_draw_;
     }
     top.remaining -= amount;
+    if (job_draw_) top.to_jobs += amount;
     if (top.remaining == 0) {
       pop();
     } else {
@@ -97,6 +105,7 @@ class heap_credits {
     credit& top = heap_.front();
     if (top.open_begin < a) close(top, a - 1);
     const amount_t left = top.remaining - static_cast<amount_t>(k) * rate;  // >= 0
+    top.to_jobs += static_cast<amount_t>(k) * rate;
     const timestamp_t last_tick = a + static_cast<timestamp_t>(k - 1);
     const timestamp_t row_end = left == 0 ? last_tick - 1 : last_tick;  // a - 1 when k = 1: no row
     if (row_end >= a) rows_.push_back({top.row, a, row_end, top.remaining - rate, rate, true});
@@ -113,7 +122,10 @@ class heap_credits {
   // Closes every credit still live at the end of the account's events (at its end), and
   // hands over the rows ordered by (credit, begin), maximal (SPEC section 10).
   std::vector<closed_row>& finish() {
-    for (const credit& c : heap_) close(c, c.end);
+    for (const credit& c : heap_) {
+      close(c, c.end);
+      if (tally_) tallies_.emplace_back(c.row, c.to_jobs);
+    }
     std::sort(rows_.begin(), rows_.end(), [](const closed_row& a, const closed_row& b) {
       return std::tie(a.credit, a.begin) < std::tie(b.credit, b.begin);
     });
@@ -127,6 +139,7 @@ class heap_credits {
     return std::tie(a.end, a.start, a.row) > std::tie(b.end, b.start, b.row);
   }
   void pop() {
+    if (tally_) tallies_.emplace_back(heap_.front().row, heap_.front().to_jobs);
     std::pop_heap(heap_.begin(), heap_.end(), later_first);
     heap_.pop_back();
   }
@@ -163,6 +176,8 @@ class heap_credits {
 
   std::vector<credit> heap_;
   std::vector<closed_row> rows_;
+  std::vector<std::pair<event_row, amount_t>> tallies_;
+  bool tally_ = false;
   timestamp_t now_ = 0;
   bool job_draw_ = false;
   bool merge_ = false;  // a job drew: rows may merge
@@ -179,6 +194,9 @@ class account_replayer {
   // The same for an account with jobs (SPEC section 10), in closed form.
   void run_with_jobs(std::span<const account_event> events, account_index account, overdraft_policy policy,
                      ledger_result& out);
+  // The next runs keep each credit's draws by jobs (job_draws()).
+  void tally_job_draws() noexcept { live_.set_tally(true); }
+  const std::vector<std::pair<event_row, amount_t>>& job_draws() const noexcept { return live_.tallies(); }
 
  private:
   struct job {
@@ -473,6 +491,26 @@ void append_usage(usage_table& out, usage_table& part) {
 }
 
 }  // namespace
+
+std::vector<std::pair<event_row, amount_t>> detail::job_draws_until(const event_table& events, account_index account,
+                                                                     timestamp_t t, overdraft_policy policy) {
+  // The account's events up to t, jobs cut at t: the state at t, as a replay sees it.
+  std::vector<account_event> batch;
+  for (std::size_t row = 0; row < events.size(); ++row) {
+    if (events.account[row] != account || events.timestamp[row] > t) continue;
+    const timestamp_t end = events.kind[row] == op::run ? std::min(events.end[row], t) : events.end[row];
+    batch.push_back({events.timestamp[row], events.amount[row], end, static_cast<event_row>(row), events.kind[row]});
+  }
+  std::stable_sort(batch.begin(), batch.end(),
+                   [](const account_event& x, const account_event& y) { return x.timestamp < y.timestamp; });
+  account_replayer replayer;
+  replayer.tally_job_draws();
+  ledger_result scratch;
+  replayer.run_with_jobs(batch, account, policy, scratch);
+  std::vector<std::pair<event_row, amount_t>> draws = replayer.job_draws();
+  std::sort(draws.begin(), draws.end());
+  return draws;
+}
 
 ledger_result replay(const event_table& events, overdraft_policy policy) {
   const std::size_t event_count = events.size();

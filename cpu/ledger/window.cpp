@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "cpu/ledger/ticks.hpp"
+#include "cpu/ledger/trace.hpp"
 #include "gpucredit/error.hpp"
 #include "gpucredit/ledger.hpp"
 
@@ -17,6 +18,9 @@ std::vector<credit_state> credits_at(const event_table& events, const ledger_res
   std::size_t row = static_cast<std::size_t>(std::lower_bound(accounts.begin(), accounts.end(), account) - accounts.begin());
   const auto last = static_cast<std::size_t>(std::upper_bound(accounts.begin(), accounts.end(), account) - accounts.begin());
   std::vector<credit_state> credits;
+  std::vector<std::pair<event_row, amount_t>> job_draws;  // (credit, drawn by jobs), by credit
+  if (events.has_jobs()) job_draws = detail::job_draws_until(events, account, t, result.policy);
+  auto draw = job_draws.begin();
   for (std::size_t add = 0; add < events.size(); ++add) {
     if (events.account[add] != account || events.kind[add] != op::add) continue;
     while (row < last && result.intervals.credit[row] < add) ++row;  // rows of earlier credits
@@ -30,6 +34,8 @@ std::vector<credit_state> credits_at(const event_table& events, const ledger_res
     }
     if (c.end < t) c.expired = held_at_end;
     c.consumed = c.granted - c.remaining - c.expired;
+    while (draw != job_draws.end() && draw->first < add) ++draw;
+    if (draw != job_draws.end() && draw->first == add) c.to_jobs = draw->second;
     credits.push_back(c);
   }
   return credits;

@@ -36,6 +36,14 @@ class GPUCredit {
   /// Throws `input_error` for a negative amount; the ledger is unchanged then.
   void useCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t amount);
 
+  /// Runs a job on account `creditId`: uses `rate` at every tick `timestamp`,
+  /// `timestamp + 1`, ..., `timestamp + ticks - 1` (SPEC section 10), metered in closed
+  /// form whatever the number of ticks. Throws `input_error` for a negative rate or tick
+  /// count, a last tick beyond int64, rate x ticks beyond int64, or a balance beyond
+  /// int64; the ledger is unchanged then. An account that has run a job answers from a
+  /// replay of its calls after each change (O(n log n) once, then O(log n) a query).
+  void runCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t rate, std::int64_t ticks);
+
  private:
   struct state;
   std::unique_ptr<state> state_;

@@ -107,10 +107,11 @@ struct credit_state {
   timestamp_t start;       ///< the add's timestamp
   timestamp_t end;         ///< start + expiration (usable on [start, end])
   amount_t granted;        ///< the add's amount
-  amount_t consumed;       ///< drawn by uses up to t
+  amount_t consumed;       ///< drawn by uses and job ticks up to t
   amount_t remaining;      ///< held at t (0 unless active)
   amount_t expired;        ///< left unused when it expired (only once end < t)
   bool active;             ///< start <= t <= end
+  amount_t to_jobs = 0;    ///< the part of `consumed` that job ticks drew (SPEC section 10)
 };
 
 /// The credits of `account` added at or before `t`, in arrival order, read off the

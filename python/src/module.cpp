@@ -58,7 +58,18 @@ NB_MODULE(_core, m) {
                            int64_arg(amount, "useCredit", "amount"));
           },
           nb::arg("creditId"), nb::arg("timestamp"), nb::arg("amount"),
-          nb::sig("def useCredit(self, creditId: str, timestamp: int, amount: int) -> None"));
+          nb::sig("def useCredit(self, creditId: str, timestamp: int, amount: int) -> None"))
+      .def(
+          "runCredit",
+          [](gc::GPUCredit& self, std::string_view creditId, nb::handle timestamp, nb::handle rate,
+             nb::handle ticks) {
+            self.runCredit(creditId, int64_arg(timestamp, "runCredit", "timestamp"),
+                           int64_arg(rate, "runCredit", "rate"), int64_arg(ticks, "runCredit", "ticks"));
+          },
+          nb::arg("creditId"), nb::arg("timestamp"), nb::arg("rate"), nb::arg("ticks"),
+          nb::sig("def runCredit(self, creditId: str, timestamp: int, rate: int, ticks: int) -> None"),
+          "A job: uses `rate` at every tick timestamp, timestamp + 1, ..., timestamp + ticks - 1 "
+          "(SPEC section 10), metered in closed form.");
 
   nb::class_<balance_result>(m, "Balances",
                              "Balances of a batch of queries; 0 in values() is none.")

@@ -71,23 +71,54 @@ exported_table py_ledger::intervals() const {
   for (std::size_t i = 0; i < rows.size(); ++i) {
     (*credit_codes)[i] = static_cast<std::int32_t>(s.events.credit[rows.credit[i]]);
   }
-  return make_table(
-      length, {dictionary_column("account", s.events.accounts, rows.account.data(), length, state_),
-               dictionary_column("credit_id", s.events.credit_labels, credit_codes->data(), length,
-                                 credit_codes),
-               int64_column("begin", s.time_format, rows.begin, state_),
-               int64_column("end", s.time_format, rows.end, state_),
-               int64_column("amount", "l", rows.amount, state_)});
+  std::vector<table_column> columns{dictionary_column("account", s.events.accounts, rows.account.data(), length, state_),
+                                    dictionary_column("credit_id", s.events.credit_labels, credit_codes->data(),
+                                                      length, credit_codes),
+                                    int64_column("begin", s.time_format, rows.begin, state_),
+                                    int64_column("end", s.time_format, rows.end, state_),
+                                    int64_column("amount", "l", rows.amount, state_)};
+  // A ledger with jobs gets the slope column (SPEC section 10), as the CLI's file does.
+  if (s.events.has_jobs() || rows.has_slopes()) {
+    if (rows.has_slopes()) {
+      columns.push_back(int64_column("slope", "l", rows.slope, state_));
+    } else {
+      auto zeros = std::make_shared<std::vector<std::int64_t>>(rows.size(), 0);
+      columns.push_back(int64_column("slope", "l", *zeros, zeros));
+    }
+  }
+  return make_table(length, std::move(columns));
 }
 
 exported_table py_ledger::usage(bool rejected) const {
   const ledger_state& s = *state_;
   const gc::usage_table& rows = rejected ? s.result.rejections : s.result.shortfalls;
   const auto length = static_cast<std::int64_t>(rows.size());
-  return make_table(
-      length, {dictionary_column("account", s.events.accounts, rows.account.data(), length, state_),
-               int64_column("timestamp", s.time_format, rows.timestamp, state_),
-               int64_column("amount", "l", rows.amount, state_)});
+  std::vector<table_column> columns{dictionary_column("account", s.events.accounts, rows.account.data(), length, state_)};
+  if (s.events.has_jobs()) {  // one record per job: its id, first unpaid tick and total (null id for a use)
+    auto ids = std::make_shared<std::vector<std::int32_t>>(rows.size());
+    auto valid = std::make_shared<std::vector<std::uint8_t>>((rows.size() + 7) / 8 + 1, 0);
+    std::int64_t nulls = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const bool job = s.events.kind[rows.row[i]] == gc::op::run;
+      (*ids)[i] = job ? static_cast<std::int32_t>(s.events.credit[rows.row[i]]) : 0;
+      if (job) {
+        (*valid)[i / 8] = static_cast<std::uint8_t>((*valid)[i / 8] | (1u << (i % 8)));
+      } else {
+        ++nulls;
+      }
+    }
+    table_column id = dictionary_column("job_id", s.events.credit_labels, ids->data(), length, ids);
+    id.first.flags |= 2;  // ARROW_FLAG_NULLABLE
+    auto data = std::make_shared<ar::array_data>(*id.second);
+    data->buffers[0] = valid->data();
+    data->null_count = nulls;
+    data->owners.push_back(valid);
+    id.second = std::move(data);
+    columns.push_back(std::move(id));
+  }
+  columns.push_back(int64_column("timestamp", s.time_format, rows.timestamp, state_));
+  columns.push_back(int64_column("amount", "l", rows.amount, state_));
+  return make_table(length, std::move(columns));
 }
 
 /// A queries file (account,timestamp) as a table: account dictionary-encoded.

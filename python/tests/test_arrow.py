@@ -192,3 +192,24 @@ def test_version_and_backends():
     assert next(iter(gpucredit.backends())) == "cpu" and gpucredit.backends()["cpu"] is True
     done = subprocess.run([sys.executable, "-m", "gpucredit", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.startswith(f"gpucredit {gpucredit.__version__}\nbackends: cpu")
+
+
+def test_jobs_from_arrow_with_a_ticks_column():
+    # SPEC section 10 through Arrow: op "run", the job id in credit_id, the rate in amount,
+    # the tick count in `ticks` (a name for the sixth column).
+    table = pa.table({
+        "op": ["add", "run", "run"],
+        "account": ["a", "a", "a"],
+        "credit_id": ["plan", "job-1", "job-2"],
+        "timestamp": [0, 10, 100],
+        "amount": [50, 2, 40],
+        "ticks": [200, 10, 3],
+    })
+    ledger = gpucredit.Ledger(table)
+    assert ledger.balances(["a"] * 4, [9, 10, 19, 100]).to_pylist() == [50, 48, 30, None]
+    intervals = ledger.intervals()
+    assert intervals.column_names == ["account", "credit_id", "begin", "end", "amount", "slope"]
+    assert sum(r["slope"] for r in intervals.to_pylist()) > 0
+    short = ledger.shortfalls().to_pylist()
+    # job-2: tick 100 drains the 30 left (short 10), ticks 101 and 102 find nothing.
+    assert short == [{"account": "a", "job_id": "job-2", "timestamp": 100, "amount": 10 + 40 + 40}]

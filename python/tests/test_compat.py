@@ -140,3 +140,22 @@ def test_a_late_call_that_would_overflow_a_later_balance_is_refused():
     assert credit.getBalance("a", 4) == m
     assert credit.getBalance("a", 5) is None
     assert credit.getBalance("a", 10) == 2
+
+
+def test_run_credit_meters_a_job():
+    # SPEC section 10: 3 at every tick 10, 11, ..., 19, drawn soonest-ending first.
+    credit = GPUCredit()
+    credit.addCredit("a", 100, 0, 1000)
+    credit.addCredit("a", 10, 5, 9)  # [5, 14]: drawn first while active
+    credit.runCredit("a", 10, 3, 10)
+    assert credit.getBalance("a", 9) == 110
+    assert credit.getBalance("a", 10) == 107
+    assert credit.getBalance("a", 13) == 98  # the short credit is out after tick 13 (10 - 3 x 3 = 1, then split)
+    assert credit.getBalance("a", 19) == 80
+    assert credit.getBalance("a", 20) == 80
+    with pytest.raises(InputError) as info:
+        credit.runCredit("a", 0, -1, 5)
+    assert info.value.reason == "negative rate"
+    with pytest.raises(InputError):
+        credit.runCredit("a", 2**63 - 1, 1, 2)
+    assert credit.getBalance("a", 20) == 80

@@ -24,6 +24,8 @@ events = st.lists(
         st.tuples(st.just("add"), st.sampled_from(ACCOUNTS), st.sampled_from(["p", "q", "p", "q", "p", "q", ""]), times, amounts,
                   st.integers(0, 30)),
         st.tuples(st.just("use"), st.sampled_from(ACCOUNTS), st.just(""), times, amounts, st.just(None)),
+        st.tuples(st.just("run"), st.sampled_from(ACCOUNTS), st.sampled_from(["j", "k"]), times,
+                  st.one_of(st.integers(0, 6), st.sampled_from([2**40, 2**62])), st.integers(0, 12)),
     ),
     max_size=25,
 )
@@ -83,13 +85,15 @@ def test_python_answers_equal_the_cli(cli, tmp_path_factory, events, queries, po
     for op, account, _label, t, amount, expiration in events:
         if op == "add":
             credit.addCredit(account, amount, t, expiration)
-        else:
+        elif op == "use":
             credit.useCredit(account, t, amount)
+        else:
+            credit.runCredit(account, t, amount, expiration)
     assert [credit.getBalance(a, t) for a, t in queries] == expected
 
     intervals_csv = work / "intervals.csv"
     done = run_cli(cli, "intervals", "--events", str(events_csv), "--out", str(intervals_csv), "--policy", policy)
     assert done.returncode == 0, done.stderr
     with open(intervals_csv, newline="", encoding="utf-8") as f:
-        rows = [[r[0], r[1], int(r[2]), int(r[3]), int(r[4])] for r in list(csv.reader(f))[1:]]
+        rows = [[r[0], r[1], *(int(v) for v in r[2:])] for r in list(csv.reader(f))[1:]]
     assert [list(r.values()) for r in ledger.intervals().to_pylist()] == rows

@@ -57,10 +57,13 @@ def test_intervals_equal_the_cli(case, cli, tmp_path):
     done = run_cli(cli, "intervals", "--events", str(case / "events.csv"), "--out", str(out), "--policy", policy_of(case))
     assert done.returncode == 0, done.stderr
     with open(out, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))[1:]
-    expected = [[r[0], r[1], int(r[2]), int(r[3]), int(r[4])] for r in rows]
+        header, *rows = list(csv.reader(f))
+    expected = [[r[0], r[1], *(int(v) for v in r[2:])] for r in rows]
     table = gpucredit.Ledger(case / "events.csv", policy=policy_of(case)).intervals()
-    assert table.column_names == ["account", "credit_id", "begin", "end", "amount"]
+    # One rule for both: the slope column exactly when the ledger has jobs (SPEC section 10).
+    jobs = any(r[0] == "run" for r in read_rows(case / "events.csv"))
+    assert header == ["account", "credit_id", "begin", "end", "amount"] + (["slope"] if jobs else [])
+    assert table.column_names == header
     got = [list(r.values()) for r in table.to_pylist()]
     assert got == expected
 
