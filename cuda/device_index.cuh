@@ -67,7 +67,8 @@ struct index_view {
   /// The balance breakpoint i gives at t: one multiply where jobs draw (SPEC section 10;
   /// exact in int64, see cpu/query/step_index.hpp).
   GPUCREDIT_HD i64 value_at(u64 i, i64 t) const {
-    return slopes == nullptr ? balances[i] : balances[i] - slopes[i] * (t - times[i]);
+    if (slopes == nullptr || slopes[i] == 0) return balances[i];  // a level stretch may outlast int64
+    return balances[i] - slopes[i] * (t - times[i]);
   }
 };
 

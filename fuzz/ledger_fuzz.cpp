@@ -191,8 +191,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::sort(want_unpaid.begin(), want_unpaid.end());
   if (got_unpaid != want_unpaid) fail("unpaid uses differ from the reference");
 
-  // The same events given in time order answer the same.
-  const event_table sorted_table = table_of(events, by_time);
-  if (answers(sorted_table, replay(sorted_table, policy), times) != got) fail("event order changed an answer");
+  // The same events given in time order answer the same. (Not with jobs: a job's ticks
+  // keep its arrival, so a job arriving after an event at a later time ticks after it
+  // there; sorting by start would move it ahead, SPEC section 10.)
+  const bool jobs = std::any_of(events.begin(), events.end(), [](const naive_event& e) { return e.kind == op::run; });
+  if (!jobs) {
+    const event_table sorted_table = table_of(events, by_time);
+    if (answers(sorted_table, replay(sorted_table, policy), times) != got) fail("event order changed an answer");
+  }
   return 0;
 }

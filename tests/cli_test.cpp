@@ -190,6 +190,42 @@ TEST_F(Cli, UnpaidUsageReport) {
   EXPECT_EQ(read_file(dir_ / "b.csv"), read_file(vectors / "overdraft-reject" / "expected.csv"));
 }
 
+TEST_F(Cli, JobsThroughEveryCommand) {
+  // SPEC section 10 through the CLI: one record per unpaid job (job_id, first tick not
+  // paid in full, total), the slope column, and what each credit gave to jobs.
+  test::write_file(dir_ / "e.csv",
+                   "op,account,credit_id,timestamp,amount,expiration\n"
+                   "add,a,plan,0,50,200\n"
+                   "add,a,promo,5,10,9\n"  // [5, 14]: drawn first while active
+                   "run,a,job-1,10,3,10\n"  // 3 at 10 .. 19
+                   "use,a,,30,100,\n"       // 100 against 30: 70 short
+                   "run,a,job-2,40,5,4\n");  // nothing left: 20 short
+  test::write_file(dir_ / "q.csv", "account,timestamp\na,9\na,10\na,13\na,19\na,30\n");
+  const std::string base = cli + " balances --events " + quote(dir_ / "e.csv") + " --queries " + quote(dir_ / "q.csv");
+  const test::run_result r = run(base + " --out - --unpaid " + quote(dir_ / "u.csv"), dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "account,timestamp,balance\na,9,60\na,10,57\na,13,48\na,19,30\na,30,\n");
+  EXPECT_EQ(read_file(dir_ / "u.csv"),
+            "account,job_id,timestamp,amount,outcome\n"
+            "a,,30,70,shortfall\n"
+            "a,job-2,40,20,shortfall\n");
+  const test::run_result iv = run(cli + " intervals --events " + quote(dir_ / "e.csv") + " --out -", dir_);
+  ASSERT_EQ(iv.exit_code, 0) << iv.err;
+  EXPECT_EQ(iv.out,
+            "account,credit_id,begin,end,amount,slope\n"
+            "a,plan,0,12,50,0\n"
+            "a,plan,13,19,48,3\n"
+            "a,plan,20,29,30,0\n"
+            "a,promo,5,9,10,0\n"  // 10 at 5..9, then 7, 4, 1 at 10..12: one row with a slope
+            "a,promo,10,12,7,3\n");
+  const test::run_result bd = run(cli + " breakdown --events " + quote(dir_ / "e.csv") + " --account a --at 19", dir_);
+  ASSERT_EQ(bd.exit_code, 0) << bd.err;
+  EXPECT_EQ(bd.out,
+            "credit_id,start,end,granted,consumed,remaining,expired,active,to_jobs\n"
+            "plan,0,200,50,20,30,0,true,20\n"
+            "promo,5,14,10,10,0,0,false,10\n");
+}
+
 TEST_F(Cli, CrlfInputWithoutFinalNewline) {
   test::write_file(dir_ / "e.csv", "op,account,credit_id,timestamp,amount,expiration\r\nadd,a,g,1,5,10\r\nuse,a,,2,2,");
   test::write_file(dir_ / "q.csv", "account,timestamp\r\na,1\r\na,2\r\na,12");

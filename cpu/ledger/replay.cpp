@@ -161,7 +161,7 @@ class heap_credits {
           const bool p_point = p.begin == p.end;
           const bool q_point = q.begin == q.end;
           const amount_t s = !p_point ? p.slope : !q_point ? q.slope : p.amount - q.amount;
-          const total_t at_q = total_t{p.amount} - total_t{s} * (q.begin - p.begin);
+          const total_t at_q = total_t{p.amount} - total_t{s} * (total_t{q.begin} - p.begin);
           if (s >= 0 && (p_point || p.slope == s) && (q_point || q.slope == s) && at_q == q.amount) {
             p.end = q.end;
             p.slope = s;

@@ -30,7 +30,8 @@ struct step_index {
   bool has_slopes() const noexcept { return !slopes.empty(); }
   /// The balance the breakpoint at `i` gives at t (>= times[i], before the next one).
   amount_t value_at(std::size_t i, timestamp_t t) const noexcept {
-    return slopes.empty() ? balances[i] : balances[i] - slopes[i] * (t - times[i]);
+    // A level stretch may be longer than int64 (t - times[i] would overflow): no product.
+    return slopes.empty() || slopes[i] == 0 ? balances[i] : balances[i] - slopes[i] * (t - times[i]);
   }
 
   std::size_t account_count() const noexcept {

@@ -30,7 +30,10 @@ struct interval_table {
   amount_t slope_of(std::size_t row) const noexcept { return slope.empty() ? 0 : slope[row]; }
   /// What row `row` holds at t (begin <= t <= end).
   amount_t held_at(std::size_t row, timestamp_t t) const noexcept {
-    return amount[row] - slope_of(row) * (t - begin[row]);  // <= amount[row]: cannot overflow
+    const amount_t s = slope_of(row);
+    // A sloped row spans less than amount / slope ticks, so neither the span nor the
+    // product overflows; a level row may span more than int64.
+    return s == 0 ? amount[row] : amount[row] - s * (t - begin[row]);
   }
   void push(account_index a, event_row c, timestamp_t b, timestamp_t e, amount_t v, amount_t s = 0) {
     const bool sloped = s != 0 || !slope.empty();
