@@ -229,3 +229,41 @@ TEST(CsvWrite, FullDiskIsAnIoError) {
 
 }  // namespace
 }  // namespace gpucredit
+
+namespace gpucredit {
+namespace {
+
+TEST(Dictionary, InternsFindsAndTakesBackAtScale) {
+  // Open addressing over stored hashes, names in an arena: every name keeps its index
+  // through growth and copies, views stay valid, and a name taken back leaves no trace.
+  dictionary names;
+  constexpr std::uint32_t count = 200000;
+  std::vector<std::string_view> views;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::string name = "name-" + std::to_string(i * 7919u % 1000003u);
+    ASSERT_EQ(names.intern(name), i);
+    views.push_back(names[i]);
+  }
+  EXPECT_EQ(names.intern(""), count);  // the empty name is a name like any other here
+  for (std::uint32_t i = 0; i < count; i += 997) {
+    const std::string name = "name-" + std::to_string(i * 7919u % 1000003u);
+    EXPECT_EQ(names.find(name), i);
+    EXPECT_EQ(names.intern(name), i);
+    EXPECT_EQ(views[i], name);  // the arena never moved
+  }
+  EXPECT_EQ(names.find("absent"), std::nullopt);
+  bool added = false;
+  const std::uint32_t taken = names.intern("taken-back", added);
+  EXPECT_TRUE(added);
+  names.pop_last();
+  EXPECT_EQ(names.find("taken-back"), std::nullopt);
+  EXPECT_EQ(names.size(), std::size_t{count} + 1);
+  EXPECT_EQ(names.intern("taken-back"), taken);  // the index is free again
+  const dictionary copy = names;
+  EXPECT_EQ(copy.size(), names.size());
+  EXPECT_EQ(copy.find("name-0"), 0U);
+  EXPECT_EQ(copy[count - 1], names[count - 1]);
+}
+
+}  // namespace
+}  // namespace gpucredit

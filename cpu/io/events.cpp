@@ -1,7 +1,9 @@
 // Dictionary, event table and the input_error type: validation shared by every input path.
 #include "gpucredit/events.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "cpu/io/validate.hpp"
 #include "gpucredit/error.hpp"
@@ -29,10 +31,10 @@ input_error::input_error(std::string source, std::uint64_t line, std::string rea
       line_(line),
       reason_(std::move(reason)) {}
 
-dictionary::dictionary(const dictionary& other) : names_(other.names_) {
-  // Keys are views into names_: rebuild them over this copy's strings.
-  index_.reserve(names_.size());
-  for (std::uint32_t i = 0; i < names_.size(); ++i) index_.emplace(names_[i], i);
+dictionary::dictionary(const dictionary& other) {
+  // Views point into the other's arena: intern each name again into this one's.
+  for (const std::string_view name : other.names_) intern(name);
+  last_ = other.last_;
 }
 
 dictionary& dictionary::operator=(const dictionary& other) {
@@ -40,31 +42,106 @@ dictionary& dictionary::operator=(const dictionary& other) {
   return *this;
 }
 
-std::uint32_t dictionary::intern(std::string_view name) {
+std::uint32_t dictionary::hash_of(std::string_view name) noexcept {
+  // 64-bit FNV-1a over 8 bytes at a time, then a final mix (splitmix64): names are
+  // short, and a probe compares these hashes before it reads any name.
+  std::uint64_t h = 0xcbf29ce484222325ULL ^ name.size();
+  std::size_t i = 0;
+  for (; i + 8 <= name.size(); i += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, name.data() + i, 8);
+    h = (h ^ word) * 0x100000001b3ULL;
+  }
+  if (i < name.size()) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, name.data() + i, name.size() - i);
+    h = (h ^ word) * 0x100000001b3ULL;
+  }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  const auto folded = static_cast<std::uint32_t>(h >> 32);  // the slot's position and its check
+  return folded == 0 ? 1 : folded;
+}
+
+std::size_t dictionary::probe(std::string_view name, std::uint32_t h) const noexcept {
+  const std::size_t mask = slots_.size() - 1;
+  for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
+    const slot& s = slots_[i];
+    if (s.hash == 0 || (s.hash == h && names_[s.index] == name)) return i;
+  }
+}
+
+std::string_view dictionary::store(std::string_view name) {
+  if (name.empty()) return {};
+  if (blocks_.empty() || name.size() > block_size_ - block_used_) {
+    // A new block: 64 KiB, or the name's own size when it is larger.
+    block_size_ = std::max<std::size_t>(std::size_t{1} << 16, name.size());
+    blocks_.push_back(std::make_unique<char[]>(block_size_));
+    block_used_ = 0;
+  }
+  char* at = blocks_.back().get() + block_used_;
+  std::memcpy(at, name.data(), name.size());
+  block_used_ += name.size();
+  return {at, name.size()};
+}
+
+void dictionary::grow() {
+  std::vector<slot> old = std::move(slots_);
+  slots_.assign(old.empty() ? 16 : old.size() * 2, slot{0, 0});
+  const std::size_t mask = slots_.size() - 1;
+  for (const slot& s : old) {  // stored hashes: no name is read
+    if (s.hash == 0) continue;
+    std::size_t i = static_cast<std::size_t>(s.hash) & mask;
+    while (slots_[i].hash != 0) i = (i + 1) & mask;
+    slots_[i] = s;
+  }
+}
+
+std::uint32_t dictionary::intern(std::string_view name, bool& added) {
   // Logs often repeat a name on consecutive lines: one comparison before the hash.
+  added = false;
   if (last_ < names_.size() && names_[last_] == name) return last_;
-  if (auto it = index_.find(name); it != index_.end()) {
-    last_ = it->second;
-    return it->second;
+  if (2 * (names_.size() + 1) > slots_.size()) grow();
+  const std::uint32_t h = hash_of(name);
+  const std::size_t i = probe(name, h);
+  if (slots_[i].hash != 0) {
+    last_ = slots_[i].index;
+    return last_;
   }
   if (names_.size() >= std::numeric_limits<std::uint32_t>::max()) {
     throw error("gpucredit: more than 2^32 - 1 distinct names");
   }
   const auto index = static_cast<std::uint32_t>(names_.size());
-  names_.emplace_back(name);
-  index_.emplace(names_.back(), index);
+  names_.push_back(store(name));
+  slots_[i] = {h, index};
   last_ = index;
+  added = true;
   return index;
+}
+
+void dictionary::pop_last() {
+  // The last name's slot: no name inserted before it probes through it (it was empty
+  // then), and none was inserted after it, so emptying it breaks no probe chain.
+  const std::string_view name = names_.back();
+  slots_[probe(name, hash_of(name))] = slot{0, 0};
+  block_used_ -= name.size();  // the arena's last bytes (a block of its own is kept)
+  names_.pop_back();
+  last_ = 0;
 }
 
 bool dictionary::contains_fast(std::string_view name) const {
   if (last_ < names_.size() && names_[last_] == name) return true;
-  return index_.find(name) != index_.end();
+  return find(name).has_value();
 }
 
 std::optional<std::uint32_t> dictionary::find(std::string_view name) const {
-  if (auto it = index_.find(name); it != index_.end()) return it->second;
-  return std::nullopt;
+  if (slots_.empty()) return std::nullopt;
+  const slot& s = slots_[probe(name, hash_of(name))];
+  if (s.hash == 0) return std::nullopt;
+  return s.index;
 }
 
 void event_table::reserve(std::size_t count) {
@@ -202,12 +279,33 @@ void append(event_table& table, account_index account, op kind, timestamp_t at, 
 
 namespace {
 
-// A name already in `names` was checked when it came in: only a new one is checked.
-void check_new_name(const event_table& table, const dictionary& names, std::string_view name, std::string_view field,
-                    std::uint64_t source_line) {
-  if (names.contains_fast(name)) return;
-  if (std::string problem = detail::name_problem(name, field); !problem.empty()) {
-    throw input_error(table.source, source_line, std::move(problem));
+// Interns `name` into `names`, checking it only when it is new (a name already there was
+// checked when it came in). A bad new name is taken back and refused.
+std::uint32_t intern_checked(const event_table& table, dictionary& names, std::string_view name,
+                             std::string_view field, std::uint64_t source_line) {
+  bool added = false;
+  const std::uint32_t index = names.intern(name, added);
+  if (added) {
+    if (std::string problem = detail::name_problem(name, field); !problem.empty()) {
+      names.pop_last();
+      throw input_error(table.source, source_line, std::move(problem));
+    }
+  }
+  return index;
+}
+
+// Interns an event's account and label (checked, as above); nothing stays interned when
+// either is refused.
+std::pair<account_index, std::uint32_t> intern_names(event_table& table, std::string_view account,
+                                                     std::string_view label, std::string_view label_field,
+                                                     std::uint64_t source_line) {
+  const std::size_t accounts_before = table.accounts.size();
+  const account_index a = intern_checked(table, table.accounts, account, "account", source_line);
+  try {
+    return {a, intern_checked(table, table.credit_labels, label, label_field, source_line)};
+  } catch (...) {
+    if (table.accounts.size() > accounts_before) table.accounts.pop_last();
+    throw;
   }
 }
 
@@ -216,35 +314,29 @@ void check_new_name(const event_table& table, const dictionary& names, std::stri
 void event_table::add(std::string_view account_name, std::string_view credit_label, timestamp_t at,
                       amount_t amount_value, timestamp_t expiration, std::uint64_t source_line) {
   check_room(*this, source_line);
-  check_new_name(*this, accounts, account_name, "account", source_line);
-  check_new_name(*this, credit_labels, credit_label, "credit_id", source_line);
-  if (const char* problem = detail::add_problem(at, amount_value, expiration)) {
-    throw input_error(source, source_line, problem);
-  }
-  const account_index a = accounts.intern(account_name);
-  const std::uint32_t c = credit_labels.intern(credit_label);
+  if (const char* problem = detail::add_problem(at, amount_value, expiration)) throw input_error(source, source_line, problem);
+  const auto [a, c] = intern_names(*this, account_name, credit_label, "credit_id", source_line);
   append(*this, a, op::add, at, amount_value, at + expiration, c, source_line);
 }
 
 void event_table::use(std::string_view account_name, timestamp_t at, amount_t amount_value,
                       std::uint64_t source_line) {
   check_room(*this, source_line);
-  check_new_name(*this, accounts, account_name, "account", source_line);
-  if (const char* problem = detail::use_problem(amount_value)) {
-    throw input_error(source, source_line, problem);
-  }
-  const account_index a = accounts.intern(account_name);
+  if (const char* problem = detail::use_problem(amount_value)) throw input_error(source, source_line, problem);
+  const account_index a = intern_checked(*this, accounts, account_name, "account", source_line);
   append(*this, a, op::use, at, amount_value, at, 0, source_line);
 }
 
 void event_table::run(std::string_view account_name, std::string_view job_label, timestamp_t start, amount_t rate,
                       std::int64_t ticks, std::uint64_t source_line) {
   check_room(*this, source_line);
-  check_new_name(*this, accounts, account_name, "account", source_line);
-  check_new_name(*this, credit_labels, job_label, "job id", source_line);
   if (const char* problem = detail::run_problem(start, rate, ticks)) throw input_error(source, source_line, problem);
-  const account_index a = accounts.intern(account_name);
-  const std::uint32_t c = credit_labels.intern(job_label);
+  if (std::string problem = detail::name_problem(job_label, "job id"); !problem.empty()) {
+    throw input_error(source, source_line, std::move(problem));
+  }
+  const account_index a = intern_checked(*this, accounts, account_name, "account", source_line);
+  const auto c = static_cast<std::uint32_t>(job_ids.size());
+  job_ids.emplace_back(job_label);
   // 0 ticks: no effect, kept as a rate-0 job of one tick so that rows stay arrivals.
   append(*this, a, op::run, start, ticks == 0 ? 0 : rate, ticks == 0 ? start : start + (ticks - 1), c, source_line);
   ++jobs_;

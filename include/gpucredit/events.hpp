@@ -3,12 +3,11 @@
 // `event_table::add` / `event_table::use`, so every event is validated the same way.
 #pragma once
 
-#include <deque>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "gpucredit/types.hpp"
@@ -18,6 +17,10 @@ namespace gpucredit {
 /// Interns strings (account names, credit labels) into dense indices 0, 1, 2, ... in
 /// order of first appearance. Names are kept byte for byte; views it returns stay valid
 /// for the dictionary's life.
+///
+/// Built for 10^7 names: an open-addressing table of (hash, index) slots, so a probe
+/// compares stored hashes and reaches a name only on a hash match, and the names back to
+/// back in blocks of an arena that never move (no allocation per name).
 class dictionary {
  public:
   dictionary() = default;
@@ -27,7 +30,15 @@ class dictionary {
   dictionary& operator=(dictionary&&) noexcept = default;
 
   /// The index of `name`, adding it if new. Throws `error` past 2^32 - 1 names.
-  std::uint32_t intern(std::string_view name);
+  std::uint32_t intern(std::string_view name) {
+    bool added = false;
+    return intern(name, added);
+  }
+  /// The same, saying whether the name was new.
+  std::uint32_t intern(std::string_view name, bool& added);
+  /// Takes back the name interned last, which must have been new (a name found bad after
+  /// it was interned).
+  void pop_last();
   /// The index of `name`, or nullopt when it was never interned.
   std::optional<std::uint32_t> find(std::string_view name) const;
   /// Whether `name` was interned (the name interned last is compared first).
@@ -37,14 +48,21 @@ class dictionary {
   std::size_t size() const noexcept { return names_.size(); }
 
  private:
-  struct hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept {
-      return std::hash<std::string_view>{}(s);
-    }
+  struct slot {
+    std::uint32_t hash;   // of the name (never 0); 0 marks an empty slot
+    std::uint32_t index;  // into names_
   };
-  std::deque<std::string> names_;  // a deque never moves its elements: views stay valid
-  std::unordered_map<std::string_view, std::uint32_t, hash, std::equal_to<>> index_;
+  static std::uint32_t hash_of(std::string_view name) noexcept;
+  // The slot holding `name` (hash `h`), or the empty slot where it would go.
+  std::size_t probe(std::string_view name, std::uint32_t h) const noexcept;
+  std::string_view store(std::string_view name);  // copies into the arena
+  void grow();
+
+  std::vector<std::string_view> names_;               // views into the arena's blocks
+  std::vector<std::unique_ptr<char[]>> blocks_;       // never moved: views stay valid
+  std::size_t block_used_ = 0;
+  std::size_t block_size_ = 0;
+  std::vector<slot> slots_;  // 8 bytes each, a power of two, at most half full
   std::uint32_t last_ = 0;  // the name interned last (checked first)
 };
 
@@ -55,13 +73,16 @@ struct event_table {
   std::string source = "input";  ///< names the input in error messages (file name)
   dictionary accounts;
   dictionary credit_labels;
+  /// Job ids, one per run row, kept as given: ids are usually unique, so they are not
+  /// interned (no hash, no probe for each job).
+  std::vector<std::string> job_ids;
 
   std::vector<account_index> account;
   std::vector<op> kind;
   std::vector<timestamp_t> timestamp;
   std::vector<amount_t> amount;        ///< add, use: the amount; run: the rate per tick
   std::vector<timestamp_t> end;        ///< add: timestamp + expiration; run: the last tick; use: = timestamp
-  std::vector<std::uint32_t> credit;   ///< add: credit label; run: job label (both in credit_labels); use: 0
+  std::vector<std::uint32_t> credit;   ///< add: index into credit_labels; run: into job_ids; use: 0
   std::vector<std::uint64_t> line;     ///< where the event came from (file line, or call number)
 
   std::size_t size() const noexcept { return account.size(); }
@@ -88,7 +109,9 @@ struct event_table {
   bool has_jobs() const noexcept { return jobs_ != 0; }
 
   /// The label of the credit added (or the job run) at `row` (an add or a run).
-  std::string_view credit_label(event_row row) const { return credit_labels[credit[row]]; }
+  std::string_view credit_label(event_row row) const {
+    return kind[row] == op::run ? std::string_view(job_ids[credit[row]]) : credit_labels[credit[row]];
+  }
 
  private:
   std::size_t jobs_ = 0;

@@ -95,26 +95,23 @@ exported_table py_ledger::usage(bool rejected) const {
   const auto length = static_cast<std::int64_t>(rows.size());
   std::vector<table_column> columns{dictionary_column("account", s.events.accounts, rows.account.data(), length, state_)};
   if (s.events.has_jobs()) {  // one record per job: its id, first unpaid tick and total (null id for a use)
-    auto ids = std::make_shared<std::vector<std::int32_t>>(rows.size());
+    std::vector<std::string_view> ids(rows.size());
     auto valid = std::make_shared<std::vector<std::uint8_t>>((rows.size() + 7) / 8 + 1, 0);
     std::int64_t nulls = 0;
     for (std::size_t i = 0; i < rows.size(); ++i) {
-      const bool job = s.events.kind[rows.row[i]] == gc::op::run;
-      (*ids)[i] = job ? static_cast<std::int32_t>(s.events.credit[rows.row[i]]) : 0;
-      if (job) {
+      if (s.events.kind[rows.row[i]] == gc::op::run) {
+        ids[i] = s.events.credit_label(rows.row[i]);
         (*valid)[i / 8] = static_cast<std::uint8_t>((*valid)[i / 8] | (1u << (i % 8)));
       } else {
         ++nulls;
       }
     }
-    table_column id = dictionary_column("job_id", s.events.credit_labels, ids->data(), length, ids);
-    id.first.flags |= 2;  // ARROW_FLAG_NULLABLE
-    auto data = std::make_shared<ar::array_data>(*id.second);
+    auto [strings, format] = ar::string_column(ids);
+    auto data = std::make_shared<ar::array_data>(*strings);
     data->buffers[0] = valid->data();
     data->null_count = nulls;
     data->owners.push_back(valid);
-    id.second = std::move(data);
-    columns.push_back(std::move(id));
+    columns.push_back({ar::field_spec{"job_id", format, 2 /* ARROW_FLAG_NULLABLE */, {}, nullptr}, std::move(data)});
   }
   columns.push_back(int64_column("timestamp", s.time_format, rows.timestamp, state_));
   columns.push_back(int64_column("amount", "l", rows.amount, state_));
