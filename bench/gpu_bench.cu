@@ -15,6 +15,7 @@
 #include <thrust/tabulate.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,7 +32,16 @@ namespace {
 using namespace gpucredit::device;
 
 constexpr double hbm_bytes_per_s = 4.8e12;  // H200
-constexpr double bytes_per_query = 24.0;     // account 4 + time 8 + answer 8, plus ~4 of index reads
+// Bytes each algorithm moves per query, as it moves them (for the roofline share):
+// search: account 4 + time 8 + answer 8, the offsets 16, and one 8-byte time per probe
+// of the binary search (log2(per) + 1) plus the balance found; merge: its queries and
+// answers (20), the breakpoints' keys and balances (4 + 8 + 8 each) and the merge's
+// tags and carried indices (8 + 8, each written and read) over breakpoints + queries.
+double search_bytes(u64 per) { return 20.0 + 16.0 + 8.0 * (std::ceil(std::log2(static_cast<double>(per))) + 1) + 8.0; }
+double merge_bytes(u64 breakpoints, u64 queries) {
+  return 20.0 + (20.0 * static_cast<double>(breakpoints) + 32.0 * static_cast<double>(breakpoints + queries)) /
+                    static_cast<double>(queries);
+}
 constexpr int repeats = 5;
 
 void check_cuda(cudaError_t status, const char* what) {
@@ -147,7 +157,8 @@ void check_sample(const device_index& index, const thrust::device_vector<u32>& a
   }
 }
 
-void row(const char* kind, u64 b, u64 q, const char* order, const char* method, double ms, u64 checksum) {
+void row(const char* kind, u64 b, u64 q, const char* order, const char* method, double ms, u64 checksum,
+         double bytes_per_query) {
   const double qps = static_cast<double>(q) / (ms / 1e3);
   const double bytes = qps * bytes_per_query;
   std::printf("%s,%llu,%llu,%s,%s,%.4f,%.3f,%.1f,%.3f,%llu\n", kind, static_cast<unsigned long long>(b),
@@ -177,16 +188,22 @@ void kernel_only(u64 breakpoints, u64 queries, u64 per) {
     const double search_ms = clock.best_ms([&] { answer_by_search(thrust::device, view, a, t, queries, o); });
     check_sample(index, accounts, times, out);
     const u64 checksum = thrust::transform_reduce(out.begin(), out.end(), as_u64(), u64{0}, thrust::plus<u64>());
-    row("kernel", breakpoints, queries, sorted ? "sorted" : "random", "search", search_ms, checksum);
+    row("kernel", breakpoints, queries, sorted ? "sorted" : "random", "search", search_ms, checksum,
+        search_bytes(per));
     if (sorted) {
+      // Each algorithm is checked on its own answers: `out` is cleared first, and the
+      // merge's checksum must equal the search's.
       thrust::device_vector<i64> tags(breakpoints + queries);
       thrust::device_vector<i64> last(breakpoints + queries);
+      thrust::fill(out.begin(), out.end(), i64{-1});
       const double merge_ms = clock.best_ms([&] {
         answer_by_merge(thrust::device, view, breakpoints, a, t, queries, thrust::raw_pointer_cast(tags.data()),
                         thrust::raw_pointer_cast(last.data()), o);
       });
       check_sample(index, accounts, times, out);
-      row("kernel", breakpoints, queries, "sorted", "merge", merge_ms, checksum);
+      const u64 merge_checksum = thrust::transform_reduce(out.begin(), out.end(), as_u64(), u64{0}, thrust::plus<u64>());
+      if (merge_checksum != checksum) throw std::runtime_error("merge answers differ from search answers");
+      row("kernel", breakpoints, queries, "sorted", "merge", merge_ms, merge_checksum, merge_bytes(breakpoints, queries));
     }
   }
 }
@@ -220,7 +237,7 @@ void end_to_end(u64 breakpoints, u64 queries, u64 per) {
     checksum = 0;
     for (const i64 v : out) checksum += static_cast<u64>(v);
   }
-  row("end_to_end", breakpoints, queries, "random", "engine.balances", best, checksum);
+  row("end_to_end", breakpoints, queries, "random", "engine.balances", best, checksum, 20.0);  // host side: in 12, out 8
 }
 
 }  // namespace

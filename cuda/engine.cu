@@ -36,6 +36,70 @@ using device::reserve_at_least;
 using device::u32;
 using device::u64;
 
+#if GPUCREDIT_DEVICE_IS_CUDA
+// The lowest compute capability this build has code for (CMake passes the lowest of
+// CMAKE_CUDA_ARCHITECTURES; its PTX runs on that and later).
+#ifndef GPUCREDIT_CUDA_ARCH_MIN
+#define GPUCREDIT_CUDA_ARCH_MIN 90
+#endif
+
+std::string version_of(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
+
+// The device the engine uses: GPUCREDIT_DEVICE (an index) when set, else 0. Checked once:
+// the runtime and driver answer, the device exists, and this build has code for it.
+struct device_choice {
+  bool usable = false;
+  int device = 0;
+  std::string description;  // what it is, or why it cannot be used
+};
+
+const device_choice& chosen_device() {
+  static const device_choice choice = [] {
+    device_choice c;
+    int runtime = 0;
+    int driver = 0;
+    cudaRuntimeGetVersion(&runtime);
+    cudaDriverGetVersion(&driver);
+    const std::string versions = "CUDA runtime " + version_of(runtime) + ", driver " +
+                                 (driver == 0 ? std::string("none") : version_of(driver));
+    int count = 0;
+    if (const cudaError_t e = cudaGetDeviceCount(&count); e != cudaSuccess || count == 0) {
+      c.description = versions + ": no usable CUDA device (" +
+                       (e != cudaSuccess ? std::string(cudaGetErrorString(e)) : std::string("none found")) + ")";
+      cudaGetLastError();  // clear it: the CPU engine goes on
+      return c;
+    }
+    if (const char* env = std::getenv("GPUCREDIT_DEVICE"); env != nullptr && *env != '\0') {
+      const auto [ptr, ec] = std::from_chars(env, env + std::strlen(env), c.device);
+      if (ec != std::errc() || *ptr != '\0' || c.device < 0 || c.device >= count) {
+        c.description = versions + ": GPUCREDIT_DEVICE='" + env + "' is not a device index below " +
+                        std::to_string(count);
+        return c;
+      }
+    }
+    cudaDeviceProp props{};
+    if (cudaGetDeviceProperties(&props, c.device) != cudaSuccess) {
+      cudaGetLastError();
+      c.description = versions + ": device " + std::to_string(c.device) + " does not answer";
+      return c;
+    }
+    const int capability = props.major * 10 + props.minor;
+    c.description = versions + ", device " + std::to_string(c.device) + " of " + std::to_string(count) + ": " +
+                    props.name + " (sm_" + std::to_string(capability) + ", " +
+                    std::to_string(props.totalGlobalMem >> 20) + " MiB)";
+    if (capability < GPUCREDIT_CUDA_ARCH_MIN) {
+      c.description += "; this build has code for sm_" + std::to_string(GPUCREDIT_CUDA_ARCH_MIN) +
+                       " and later only (rebuild with CMAKE_CUDA_ARCHITECTURES=" + std::to_string(capability) + ")";
+      return c;
+    }
+    c.usable = true;
+    return c;
+  }();
+  return choice;
+}
+#endif
+
+
 /// The most queries one chunk holds: 16 Mi queries, 320 MiB of buffers per stream.
 constexpr u64 chunk_queries_max = u64{1} << 24;
 static_assert(chunk_queries_max % 32 == 0, "chunks are whole warps");
@@ -74,6 +138,10 @@ device::device_index upload(const step_index& host) {
 class device_engine final : public engine::impl {
  public:
   device_engine(const interval_table& intervals, std::size_t account_count) {
+#if GPUCREDIT_DEVICE_IS_CUDA
+    device_ = chosen_device().device;  // every call sets it again: threads share no current device
+    GPUCREDIT_CUDA_TRY(cudaSetDevice(device_));
+#endif
     index_ = upload(step_index::build(intervals, account_count));
     // GPUCREDIT_DEVICE_BATCH lowers the chunk size (tests use it to exercise chunking).
     if (const char* env = std::getenv("GPUCREDIT_DEVICE_BATCH"); env != nullptr) {
@@ -112,9 +180,26 @@ class device_engine final : public engine::impl {
 
   void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
                 std::span<amount_t> out) const override {
+    try {
+      answer(accounts, times, out);
+    } catch (const error&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {  // thrust::system_error and the like: typed
+      throw device_error(std::string("CUDA engine: ") + e.what());
+    }
+  }
+
+ private:
+  void answer(std::span<const account_index> accounts, std::span<const timestamp_t> times,
+              std::span<amount_t> out) const {
     const std::lock_guard<std::mutex> lock(mutex_);  // the buffers are shared
     const u64 n = accounts.size();
     if (n == 0) return;
+#if GPUCREDIT_DEVICE_IS_CUDA
+    GPUCREDIT_CUDA_TRY(cudaSetDevice(device_));
+#endif
 #if GPUCREDIT_DEVICE_IS_CUDA
     answer_overlapped(accounts, times, out);
 #else
@@ -132,7 +217,6 @@ class device_engine final : public engine::impl {
 #endif
   }
 
- private:
   // Answers the chunk already in set.accounts / set.times into set.out. `host_accounts`
   // is the same chunk in host memory (its first and last account bound the merge).
   template <class Policy>
@@ -219,6 +303,7 @@ class device_engine final : public engine::impl {
 #endif
 
   device::device_index index_;
+  int device_ = 0;  // the CUDA device the index lives on
   std::vector<u64> host_offsets_;
   u64 batch_ = chunk_queries_max;  // queries per chunk
   mutable std::mutex mutex_;
@@ -233,13 +318,17 @@ bool device_engine_built() noexcept { return true; }
 
 bool device_engine_available() {
 #if GPUCREDIT_DEVICE_IS_CUDA
-  static const bool present = [] {
-    int count = 0;
-    return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-  }();
-  return present;
+  return chosen_device().usable;
 #else
   return true;  // the OMP build runs the device logic on the CPU
+#endif
+}
+
+std::string device_engine_status() {
+#if GPUCREDIT_DEVICE_IS_CUDA
+  return chosen_device().description;
+#else
+  return "the device logic on the CPU (Thrust's OpenMP system; a test build)";
 #endif
 }
 

@@ -38,9 +38,13 @@ void add_policy_option(CLI::App& command, std::string& policy) {
 
 namespace {
 
+// The version and each backend: compiled in or not, and usable here or why not.
 std::string version_text() {
   std::string text = std::string("gpucredit ") + version_string + "\nbackends:";
   for (const backend b : compiled_backends()) text += " " + std::string(to_string(b));
+  for (const backend b : {backend::cpu, backend::cuda}) {
+    text += "\n  " + std::string(to_string(b)) + ": " + backend_status(b);
+  }
   return text;
 }
 
@@ -54,7 +58,7 @@ int main(int argc, char** argv) {
   CLI::App app{"gpucredit: exact point-in-time balances of expiring GPU credits.\n"
                "Semantics: SPEC.md in the source tree. Exit codes: 0 ok, 1 system failure "
                "(write, memory, device), 2 bad input or usage."};
-  app.set_version_flag("--version", version_text(), "Print the version and the backends compiled in");
+  app.set_version_flag("--version", version_text, "Print the version and the backends: compiled in, usable here or why not");
   app.require_subcommand(1);
   const std::vector<command> commands{add_balances(app), add_intervals(app), add_breakdown(app), add_report(app)};
 

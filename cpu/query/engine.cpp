@@ -19,6 +19,13 @@ std::vector<backend> compiled_backends() {
   return {backend::cpu};
 }
 
+std::string backend_status(backend b) {
+  if (b == backend::cpu) return "usable";
+  if (!detail::device_engine_built()) return "not compiled into this build";
+  return (detail::device_engine_available() ? "usable: " : "compiled in, not usable here: ") +
+         detail::device_engine_status();
+}
+
 bool backend_available(backend b) { return b == backend::cpu || detail::device_engine_available(); }
 
 namespace {
@@ -28,7 +35,9 @@ void require_device_engine() {
   if (!detail::device_engine_built()) {
     throw backend_unavailable("the CUDA backend is not compiled into this build of gpucredit");
   }
-  if (!detail::device_engine_available()) throw backend_unavailable("no CUDA device was found");
+  if (!detail::device_engine_available()) {
+    throw backend_unavailable("the CUDA backend cannot run here: " + detail::device_engine_status());
+  }
 }
 
 }  // namespace

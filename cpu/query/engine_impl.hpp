@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "cpu/query/step_index.hpp"
@@ -33,6 +34,9 @@ std::unique_ptr<engine::impl> make_cpu_engine(const interval_table& intervals, s
 bool device_engine_built() noexcept;
 /// Whether the device engine can run here (CUDA: a usable device is present).
 bool device_engine_available();
+/// What the device engine would run on, or why it cannot run here (runtime and driver
+/// versions, the device, its compute capability), for `--version` and the device check.
+std::string device_engine_status();
 /// Builds the device engine from the interval table. Throws device_error.
 std::unique_ptr<engine::impl> make_device_engine(const interval_table& intervals, std::size_t account_count);
 

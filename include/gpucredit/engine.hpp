@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,9 @@ std::string_view to_string(backend b) noexcept;
 std::vector<backend> compiled_backends();
 /// Whether `b` was compiled in and can run here (for CUDA: a device is present).
 bool backend_available(backend b);
+/// Whether `b` can run here and on what, or why not, in words: for CUDA the runtime and
+/// driver versions, the device (GPUCREDIT_DEVICE picks one) and its compute capability.
+std::string backend_status(backend b);
 /// Resolves a request "auto", "cpu" or "cuda". "auto" honours the environment
 /// variable GPUCREDIT_BACKEND when it is set, else picks CUDA when available, else CPU.
 /// Throws `backend_unavailable` for an unknown name or a backend that cannot run here.
