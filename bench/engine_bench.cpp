@@ -164,6 +164,24 @@ void BM_StepIndexBuild(benchmark::State& state) {
 }
 BENCHMARK(BM_StepIndexBuild)->Arg(100)->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// `n` queries over the synthetic indexes below (`per` breakpoints 16 apart per account),
+// at random times around them, sorted by (account, time) or not.
+std::pair<std::vector<account_index>, std::vector<timestamp_t>> synthetic_queries(std::size_t accounts_total,
+                                                                                  std::size_t per, std::size_t n,
+                                                                                  bool sorted) {
+  std::mt19937_64 rng(9);
+  std::vector<std::pair<account_index, timestamp_t>> q(n);
+  for (auto& [a, t] : q) {
+    a = static_cast<account_index>(rng() % accounts_total);
+    t = static_cast<timestamp_t>(rng() % (per * 16 + 16)) - 8;
+  }
+  if (sorted) std::sort(q.begin(), q.end());
+  std::vector<account_index> accounts(n);
+  std::vector<timestamp_t> times(n);
+  for (std::size_t i = 0; i < n; ++i) std::tie(accounts[i], times[i]) = q[i];
+  return {std::move(accounts), std::move(times)};
+}
+
 // Queries over a synthetic index of `breakpoints` breakpoints (100 per account): one
 // interval per breakpoint, so the engine builds it from an interval table as usual.
 void BM_QueriesSynthetic(benchmark::State& state) {
@@ -179,16 +197,7 @@ void BM_QueriesSynthetic(benchmark::State& state) {
     rows.push(static_cast<account_index>(i / per), static_cast<event_row>(i), t, end, 1 + static_cast<amount_t>(i % 997));
   }
   const engine e = engine::create(rows, accounts_total);
-  std::mt19937_64 rng(9);
-  std::vector<std::pair<account_index, timestamp_t>> q(n);
-  for (auto& [a, t] : q) {
-    a = static_cast<account_index>(rng() % accounts_total);
-    t = static_cast<timestamp_t>(rng() % (per * 16 + 16)) - 8;
-  }
-  if (sorted) std::sort(q.begin(), q.end());
-  std::vector<account_index> accounts(n);
-  std::vector<timestamp_t> times(n);
-  for (std::size_t i = 0; i < n; ++i) std::tie(accounts[i], times[i]) = q[i];
+  const auto [accounts, times] = synthetic_queries(accounts_total, per, n, sorted);
   const std::vector<amount_t> answers = e.balances(accounts, times);
   const step_index& index = *detail::engine_access::cpu_index(e);
   for (std::size_t i = 0; i < n; i += 997) check(answers[i] == index.balance(accounts[i], times[i]), "balance");
@@ -224,16 +233,7 @@ void BM_QueriesSloped(benchmark::State& state) {
   }
   if (sloped) check(rows.has_slopes(), "slopes kept");
   const engine e = engine::create(rows, accounts_total);
-  std::mt19937_64 rng(9);
-  std::vector<std::pair<account_index, timestamp_t>> q(n);
-  for (auto& [a, t] : q) {
-    a = static_cast<account_index>(rng() % accounts_total);
-    t = static_cast<timestamp_t>(rng() % (per * 16 + 16)) - 8;
-  }
-  if (sorted) std::sort(q.begin(), q.end());
-  std::vector<account_index> accounts(n);
-  std::vector<timestamp_t> times(n);
-  for (std::size_t i = 0; i < n; ++i) std::tie(accounts[i], times[i]) = q[i];
+  const auto [accounts, times] = synthetic_queries(accounts_total, per, n, sorted);
   std::vector<amount_t> out(n);
   e.balances(accounts, times, out);
   for (std::size_t i = 0; i < n; i += n / 64) {  // the definition scans every row: a sample

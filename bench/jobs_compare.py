@@ -32,7 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import job_fleet  # noqa: E402
-from peers import ensure_venv  # noqa: E402
+from peers import ensure_venv, step_function  # noqa: E402
 
 
 def timed(repeats, command):
@@ -91,17 +91,11 @@ def main():
         subprocess.run([cli, "intervals", "--events", os.path.join(hourly, "events.csv"), "--out",
                         os.path.join(hourly, "intervals.csv")], check=True)
         iv = pd.read_csv(os.path.join(hourly, "intervals.csv"), dtype={"account": str, "credit_id": str})
-        deltas = pd.concat([
-            pd.DataFrame({"account": iv["account"], "time": iv["begin"], "change": iv["amount"]}),
-            pd.DataFrame({"account": iv["account"], "time": iv["end"] + 1, "change": -iv["amount"]}),
-        ])
-        bp = deltas.groupby(["account", "time"], sort=True)["change"].sum().reset_index()
-        bp = bp[bp["change"] != 0].copy()
-        bp["balance"] = bp.groupby("account")["change"].cumsum()
+        bp = step_function(iv)  # the hourly ledger has no jobs: no slopes
         q = pd.DataFrame(queries, columns=["account", "time"])
         q["qid"] = range(len(q))
         con = duckdb.connect()
-        con.register("bp_df", bp[["account", "time", "balance"]])
+        con.register("bp_df", bp)
         con.register("q_df", q)
         con.execute("CREATE TABLE bp AS SELECT * FROM bp_df; CREATE TABLE q AS SELECT * FROM q_df")
         sql = ("SELECT coalesce(bp.balance, 0) AS b FROM q ASOF LEFT JOIN bp "

@@ -47,6 +47,21 @@ def best_of(repeats, fn):
     return best, result
 
 
+def step_function(iv):
+    """The breakpoints (account, time, balance) of an interval table without slopes, as a
+    pandas frame: +amount at begin, -amount after end, summed per account."""
+    import pandas as pd
+
+    deltas = pd.concat([
+        pd.DataFrame({"account": iv["account"], "time": iv["begin"], "change": iv["amount"]}),
+        pd.DataFrame({"account": iv["account"], "time": iv["end"] + 1, "change": -iv["amount"]}),
+    ])
+    bp = deltas.groupby(["account", "time"], sort=True)["change"].sum().reset_index()
+    bp = bp[bp["change"] != 0].copy()
+    bp["balance"] = bp.groupby("account")["change"].cumsum()
+    return bp[["account", "time", "balance"]].reset_index(drop=True)
+
+
 def cli_timings(cli, events, queries, out):
     """Runs `gpucredit balances --timings`: (wall seconds, {phase: seconds})."""
     start = time.perf_counter()
@@ -104,14 +119,7 @@ def main():
 
         # Peers' inputs, prepared untimed: intervals, and breakpoints derived from them.
         iv = pd.read_csv(os.path.join(tmp, "intervals.csv"), dtype={"account": str, "credit_id": str})
-        deltas = pd.concat([
-            pd.DataFrame({"account": iv["account"], "time": iv["begin"], "change": iv["amount"]}),
-            pd.DataFrame({"account": iv["account"], "time": iv["end"] + 1, "change": -iv["amount"]}),
-        ])
-        bp = deltas.groupby(["account", "time"], sort=True)["change"].sum().reset_index()
-        bp = bp[bp["change"] != 0].copy()
-        bp["balance"] = bp.groupby("account")["change"].cumsum()
-        bp = bp[["account", "time", "balance"]].reset_index(drop=True)
+        bp = step_function(iv)
         q = pd.DataFrame(hourly, columns=["account", "time"])
         q["qid"] = np.arange(len(q))
 

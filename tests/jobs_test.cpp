@@ -27,28 +27,9 @@ std::uint64_t base_seed() {
   return env != nullptr ? std::strtoull(env, nullptr, 10) : 20261202;
 }
 
-std::string account_name(int account) { return "acct-" + std::to_string(account); }
-
-event_table to_table(const std::vector<naive_event>& events) {
-  event_table table;
-  table.source = "jobs";
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    const naive_event& e = events[i];
-    const std::string label = "e" + std::to_string(i);
-    switch (e.kind) {
-      case op::add:
-        table.add(account_name(e.account), label, e.timestamp, e.amount, e.expiration, i + 2);
-        break;
-      case op::use:
-        table.use(account_name(e.account), e.timestamp, e.amount, i + 2);
-        break;
-      case op::run:
-        table.run(account_name(e.account), label, e.timestamp, e.amount, e.expiration, i + 2);
-        break;
-    }
-  }
-  return table;
-}
+using test::account_name;
+using test::probe_times;
+using test::to_table;
 
 struct job_profile {
   int accounts_max;
@@ -120,26 +101,6 @@ std::vector<naive_event> make_extreme_case(std::mt19937_64& rng, int& accounts) 
     events.push_back(e);
   }
   return events;
-}
-
-// Every time at which something can change, with its neighbours, every time in the
-// small range the events span, and the int64 ends.
-std::vector<timestamp_t> probe_times(const std::vector<naive_event>& events) {
-  std::set<timestamp_t> times{timestamp_min, timestamp_max, 0};
-  auto with_neighbours = [&](timestamp_t t) {
-    times.insert(t);
-    if (t != timestamp_min) times.insert(t - 1);
-    if (t != timestamp_max) times.insert(t + 1);
-  };
-  for (const naive_event& e : events) {
-    with_neighbours(e.timestamp);
-    if (e.kind == op::add) with_neighbours(e.timestamp + e.expiration);
-    if (e.kind == op::run && e.expiration > 0) {
-      with_neighbours(e.timestamp + (e.expiration - 1));
-      for (timestamp_t k = 0; k < std::min<timestamp_t>(e.expiration, 40); ++k) times.insert(e.timestamp + k);
-    }
-  }
-  return {times.begin(), times.end()};
 }
 
 // The interval identity with slopes, per credit: what the rows say each credit holds at t.

@@ -76,36 +76,9 @@ random_case make_case(std::mt19937_64& rng, const profile& p) {
   return c;
 }
 
-std::string account_name(int account) { return "acct-" + std::to_string(account); }
-
-event_table to_table(const std::vector<naive_event>& events) {
-  event_table table;
-  table.source = "random";
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    const naive_event& e = events[i];
-    if (e.kind == op::add) {
-      table.add(account_name(e.account), "c" + std::to_string(i), e.timestamp, e.amount, e.expiration, i + 2);
-    } else {
-      table.use(account_name(e.account), e.timestamp, e.amount, i + 2);
-    }
-  }
-  return table;
-}
-
-// Every time at which something can change, with its neighbours and the int64 ends.
-std::vector<timestamp_t> probe_times(const std::vector<naive_event>& events) {
-  std::set<timestamp_t> times{timestamp_min, timestamp_max, 0};
-  auto with_neighbours = [&](timestamp_t t) {
-    times.insert(t);
-    if (t != timestamp_min) times.insert(t - 1);
-    if (t != timestamp_max) times.insert(t + 1);
-  };
-  for (const naive_event& e : events) {
-    with_neighbours(e.timestamp);
-    if (e.kind == op::add) with_neighbours(e.timestamp + e.expiration);
-  }
-  return {times.begin(), times.end()};
-}
+using test::account_name;
+using test::probe_times;
+using test::to_table;
 
 // Consumption and expiry read off the interval table alone, per (account, t).
 struct flows {

@@ -9,11 +9,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "gpucredit/engine.hpp"
+#include "gpucredit/events.hpp"
 #include "gpucredit/types.hpp"
 #include "naive_ledger.hpp"
 
@@ -73,6 +75,51 @@ inline std::string cli_path() {
 #endif
 
 inline std::string quote(const fs::path& path) { return "'" + path.string() + "'"; }
+
+/// The account name the randomized tests give account number `account`.
+inline std::string account_name(int account) { return "acct-" + std::to_string(account); }
+
+/// The naive reference's events as the library's event table (arrival = position).
+inline event_table to_table(const std::vector<naive_event>& events) {
+  event_table table;
+  table.source = "events";
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    const naive_event& e = events[i];
+    const std::string label = "c" + std::to_string(i);
+    switch (e.kind) {
+      case op::add:
+        table.add(account_name(e.account), label, e.timestamp, e.amount, e.expiration, i + 2);
+        break;
+      case op::use:
+        table.use(account_name(e.account), e.timestamp, e.amount, i + 2);
+        break;
+      case op::run:
+        table.run(account_name(e.account), label, e.timestamp, e.amount, e.expiration, i + 2);
+        break;
+    }
+  }
+  return table;
+}
+
+/// Every time at which something can change (events, expiries, a job's first and last
+/// tick), with its neighbours, the int64 ends, and the first 40 ticks of every job.
+inline std::vector<timestamp_t> probe_times(const std::vector<naive_event>& events) {
+  std::set<timestamp_t> times{timestamp_min, timestamp_max, 0};
+  auto with_neighbours = [&](timestamp_t t) {
+    times.insert(t);
+    if (t != timestamp_min) times.insert(t - 1);
+    if (t != timestamp_max) times.insert(t + 1);
+  };
+  for (const naive_event& e : events) {
+    with_neighbours(e.timestamp);
+    if (e.kind == op::add) with_neighbours(e.timestamp + e.expiration);
+    if (e.kind == op::run && e.expiration > 0) {
+      with_neighbours(e.timestamp + (e.expiration - 1));
+      for (timestamp_t k = 0; k < std::min<timestamp_t>(e.expiration, 40); ++k) times.insert(e.timestamp + k);
+    }
+  }
+  return {times.begin(), times.end()};
+}
 
 /// The backend the engine suites run against: what "auto" picks (the CUDA engine where
 /// it is built and can run, including the device-logic build; else the CPU), unless
