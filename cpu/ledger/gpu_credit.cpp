@@ -84,8 +84,8 @@ struct account_state {
         a.live.draw_from_front(amount);
       }
     }
-    void expire_front(amount_t balance) {
-      a.record(a.live.front().end + 1, balance);
+    void expire_front(amount_t balance_left) {
+      a.record(a.live.front().end + 1, balance_left);
       a.live.pop_front();
     }
   };
