@@ -11,6 +11,7 @@
 #include <string>
 #include <limits>
 #include <tuple>
+#include <type_traits>
 
 #include "cpu/ledger/draw.hpp"
 #include "cpu/ledger/trace.hpp"
@@ -29,30 +30,41 @@ struct account_event {
   op kind;
 };
 
+// What a live credit keeps, and what a closed stretch holds. Accounts with jobs keep
+// more (where a run can no longer continue, what started each stretch, what jobs drew);
+// accounts without keep the compact forms, so plain ledgers pay nothing for jobs.
+struct plain_credit {
+  timestamp_t end;
+  timestamp_t start;
+  event_row row;
+  amount_t remaining;
+  timestamp_t open_begin;  // begin of the stretch at the current `remaining`
+};
+struct metered_credit : plain_credit {
+  bool open = true;          // false once nothing can follow (a run reached the last timestamp)
+  bool open_by_job = false;  // the change at open_begin came from job ticks alone
+  amount_t to_jobs = 0;      // drawn by job ticks so far (tallied for breakdowns)
+};
+struct plain_row {
+  event_row credit;
+  timestamp_t begin;
+  timestamp_t end;
+  amount_t amount;  // held at begin
+};
+struct metered_row : plain_row {
+  amount_t slope = 0;      // drawn per tick after begin
+  bool job_start = false;  // the change at begin came from job ticks alone (rows may merge there)
+};
+
 // The live credits of the account being replayed, in a binary min-heap keyed by (end,
 // start, arrival), as detail::draw sees them. Every change of a credit's remaining
-// amount closes the stretch it held until then as an interval row; a run of job ticks
-// (draw_run) is one row with a slope.
+// amount closes the stretch it held until then as an interval row; with `Jobs`, a run of
+// job ticks (draw_run) is one row with a slope.
+template <bool Jobs>
 class heap_credits {
  public:
-  struct credit {
-    timestamp_t end;
-    timestamp_t start;
-    event_row row;
-    amount_t remaining;
-    timestamp_t open_begin;  // begin of the stretch at the current `remaining`
-    bool open;               // false once nothing can follow (a run reached the last timestamp)
-    bool open_by_job;        // the change at open_begin came from job ticks alone
-    amount_t to_jobs = 0;    // drawn by job ticks so far (tallied for breakdowns)
-  };
-  struct closed_row {
-    event_row credit;
-    timestamp_t begin;
-    timestamp_t end;
-    amount_t amount;  // held at begin
-    amount_t slope;   // drawn per tick after begin
-    bool job_start;   // the change at begin came from job ticks alone (rows may merge there)
-  };
+  using credit = std::conditional_t<Jobs, metered_credit, plain_credit>;
+  using closed_row = std::conditional_t<Jobs, metered_row, plain_row>;
 
   void clear() {
     heap_.clear();
@@ -60,14 +72,20 @@ class heap_credits {
     tallies_.clear();
     merge_ = false;
   }
+  void set_now(timestamp_t t) noexcept { now_ = t; }
+  // Whether the draws that follow are job ticks (their rows may merge with job runs).
+  void set_job_draw(bool job) noexcept { job_draw_ = job; }
   // Whether to keep each credit's draws by jobs (tallies()) as it leaves.
   void set_tally(bool on) noexcept { tally_ = on; }
   // (credit, drawn by jobs) of every credit that left, and after finish() of all.
   const std::vector<std::pair<event_row, amount_t>>& tallies() const noexcept { return tallies_; }
-  void set_now(timestamp_t t) noexcept { now_ = t; }
-  // Whether the draws that follow are job ticks (their rows may merge with job runs).
-  void set_job_draw(bool job) noexcept { job_draw_ = job; }
-  void insert(const credit& c) {
+  void insert(timestamp_t end, timestamp_t start, event_row row, amount_t amount) {
+    credit c{};
+    c.end = end;
+    c.start = start;
+    c.row = row;
+    c.remaining = amount;
+    c.open_begin = start;
     heap_.push_back(c);
     std::push_heap(heap_.begin(), heap_.end(), later_first);
   }
@@ -76,23 +94,24 @@ class heap_credits {
   timestamp_t front_end() const noexcept { return heap_.front().end; }
   amount_t front_remaining() const noexcept { return heap_.front().remaining; }
   void take_from_front(amount_t amount) {
-    merge_ = merge_ || job_draw_;
     credit& top = heap_.front();
-    if (top.open_begin < now_) {  // the stretch at the old amount ends at now - 1
-      close(top, now_ - 1);
-      top.open_by_job = job_draw_;
-    } else {  // it began now: several draws now make one change
-      top.open_by_job = top.open_by_job && job_draw_;
+    // The stretch at the old amount ends at now - 1 (none when it began now: several
+    // draws now make one change).
+    const bool new_stretch = top.open_begin < now_;
+    if (new_stretch) close(top, now_ - 1);
+    if constexpr (Jobs) {
+      merge_ = merge_ || job_draw_;
+      if (job_draw_) top.to_jobs += amount;
+      top.open_by_job = new_stretch ? job_draw_ : top.open_by_job && job_draw_;
     }
     top.remaining -= amount;
-    if (job_draw_) top.to_jobs += amount;
     if (top.remaining == 0) {
       pop();
     } else {
       top.open_begin = now_;  // the heap key (end, start, row) is unchanged
     }
   }
-  void expire_front(amount_t /*balance*/) {
+  void expire_front(amount_t /*balance_left*/) {
     close(heap_.front(), heap_.front().end);
     pop();
   }
@@ -100,7 +119,7 @@ class heap_credits {
   // Job ticks at a, a + 1, ..., a + k - 1 each draw `rate` from the front credit, which
   // holds at least k * rate: one row with slope `rate` (SPEC section 10), ending before
   // the tick that empties the credit.
-  void draw_run(timestamp_t a, std::uint64_t k, amount_t rate) {
+  void draw_run(timestamp_t a, std::uint64_t k, amount_t rate) requires Jobs {
     merge_ = true;
     credit& top = heap_.front();
     if (top.open_begin < a) close(top, a - 1);
@@ -108,7 +127,16 @@ class heap_credits {
     top.to_jobs += static_cast<amount_t>(k) * rate;
     const timestamp_t last_tick = a + static_cast<timestamp_t>(k - 1);
     const timestamp_t row_end = left == 0 ? last_tick - 1 : last_tick;  // a - 1 when k = 1: no row
-    if (row_end >= a) rows_.push_back({top.row, a, row_end, top.remaining - rate, rate, true});
+    if (row_end >= a) {
+      metered_row r;
+      r.credit = top.row;
+      r.begin = a;
+      r.end = row_end;
+      r.amount = top.remaining - rate;
+      r.slope = rate;
+      r.job_start = true;
+      rows_.push_back(r);
+    }
     if (left == 0) {
       pop();
       return;
@@ -124,12 +152,16 @@ class heap_credits {
   std::vector<closed_row>& finish() {
     for (const credit& c : heap_) {
       close(c, c.end);
-      if (tally_) tallies_.emplace_back(c.row, c.to_jobs);
+      if constexpr (Jobs) {
+        if (tally_) tallies_.emplace_back(c.row, c.to_jobs);
+      }
     }
     std::sort(rows_.begin(), rows_.end(), [](const closed_row& a, const closed_row& b) {
       return std::tie(a.credit, a.begin) < std::tie(b.credit, b.begin);
     });
-    if (merge_) merge_collinear();
+    if constexpr (Jobs) {
+      if (merge_) merge_collinear();
+    }
     return rows_;
   }
 
@@ -139,19 +171,33 @@ class heap_credits {
     return std::tie(a.end, a.start, a.row) > std::tie(b.end, b.start, b.row);
   }
   void pop() {
-    if (tally_) tallies_.emplace_back(heap_.front().row, heap_.front().to_jobs);
+    if constexpr (Jobs) {
+      if (tally_) tallies_.emplace_back(heap_.front().row, heap_.front().to_jobs);
+    }
     std::pop_heap(heap_.begin(), heap_.end(), later_first);
     heap_.pop_back();
   }
+  // The stretch held since c.open_begin, to `end`.
   void close(const credit& c, timestamp_t end) {
-    if (!c.open || c.open_begin > end) return;  // nothing held since the last row
-    assert(c.remaining > 0);
-    rows_.push_back({c.row, c.open_begin, end, c.remaining, 0, c.open_by_job});
+    if constexpr (Jobs) {
+      if (!c.open || c.open_begin > end) return;  // nothing held since the last row
+      assert(c.remaining > 0);
+      metered_row r;
+      r.credit = c.row;
+      r.begin = c.open_begin;
+      r.end = end;
+      r.amount = c.remaining;
+      r.job_start = c.open_by_job;
+      rows_.push_back(r);
+    } else {
+      assert(c.open_begin <= end && c.remaining > 0);
+      rows_.push_back({c.row, c.open_begin, end, c.remaining});
+    }
   }
   // Joins a credit's consecutive rows where only job ticks changed its holding and the
   // holding goes on along one line: rows end only where the line changes (SPEC section
   // 10). A use or an add at a row's begin keeps it apart.
-  void merge_collinear() {
+  void merge_collinear() requires Jobs {
     std::size_t out = 0;
     for (std::size_t i = 0; i < rows_.size(); ++i) {
       const closed_row& q = rows_[i];
@@ -182,7 +228,8 @@ class heap_credits {
   bool job_draw_ = false;
   bool merge_ = false;  // a job drew: rows may merge
 };
-static_assert(detail::live_credit_set<heap_credits>);
+static_assert(detail::live_credit_set<heap_credits<false>>);
+static_assert(detail::live_credit_set<heap_credits<true>>);
 
 // Replays one account's events, which must be sorted by (timestamp, row), appending its
 // interval rows (ordered by credit, then begin) and usage exceptions to `out`. The live
@@ -195,8 +242,8 @@ class account_replayer {
   void run_with_jobs(std::span<const account_event> events, account_index account, overdraft_policy policy,
                      ledger_result& out);
   // The next runs keep each credit's draws by jobs (job_draws()).
-  void tally_job_draws() noexcept { live_.set_tally(true); }
-  const std::vector<std::pair<event_row, amount_t>>& job_draws() const noexcept { return live_.tallies(); }
+  void tally_job_draws() noexcept { metered_.set_tally(true); }
+  const std::vector<std::pair<event_row, amount_t>>& job_draws() const noexcept { return metered_.tallies(); }
 
  private:
   struct job {
@@ -206,30 +253,28 @@ class account_replayer {
     timestamp_t first_unpaid = 0;
     amount_t unpaid = 0;  // so far; <= rate * ticks <= int64
   };
-  void add_event(const account_event& e, amount_t& balance, overdraft_policy policy, ledger_result& out,
-                 account_index account);
-  void emit_rows(account_index account, ledger_result& out) {
-    for (const heap_credits::closed_row& r : live_.finish()) {
-      out.intervals.push(account, r.credit, r.begin, r.end, r.amount, r.slope);
-    }
-  }
+  template <bool Jobs>
+  static void add_event(heap_credits<Jobs>& live, const account_event& e, amount_t& balance, overdraft_policy policy,
+                        ledger_result& out, account_index account);
 
-  heap_credits live_;
+  heap_credits<false> plain_;   // accounts without jobs
+  heap_credits<true> metered_;  // accounts with jobs
   std::vector<job> jobs_;     // active, in arrival order
   std::vector<job> started_;  // jobs starting at the time being applied
 };
 
 // An add or a use, applied now.
-void account_replayer::add_event(const account_event& e, amount_t& balance, overdraft_policy policy,
-                                 ledger_result& out, account_index account) {
+template <bool Jobs>
+void account_replayer::add_event(heap_credits<Jobs>& live, const account_event& e, amount_t& balance,
+                                 overdraft_policy policy, ledger_result& out, account_index account) {
   assert(e.amount >= 0);
   if (e.amount == 0) return;  // a zero add is no credit, a zero use draws nothing
   if (e.kind == op::add) {
     detail::add_to_balance(balance, e.amount, e.row, e.timestamp);
-    live_.insert({e.end, e.timestamp, e.row, e.amount, e.timestamp, true, false});
+    live.insert(e.end, e.timestamp, e.row, e.amount);
     return;
   }
-  const detail::use_outcome paid = detail::draw(live_, balance, e.amount, policy);
+  const detail::use_outcome paid = detail::draw(live, balance, e.amount, policy);
   if (paid.rejected) {
     out.rejections.push(account, e.row, e.timestamp, e.amount);
   } else if (paid.unpaid > 0) {
@@ -239,18 +284,18 @@ void account_replayer::add_event(const account_event& e, amount_t& balance, over
 
 void account_replayer::run(std::span<const account_event> events, account_index account,
                            overdraft_policy policy, ledger_result& out) {
-  live_.clear();
+  plain_.clear();
   amount_t balance = 0;  // the sum of the live credits' remaining amounts: the balance now
 
   std::size_t i = 0;
   while (i < events.size()) {
     const timestamp_t t = events[i].timestamp;
-    detail::expire_before(live_, t, balance);
-    live_.set_now(t);
-    for (; i < events.size() && events[i].timestamp == t; ++i) add_event(events[i], balance, policy, out, account);
+    detail::expire_before(plain_, t, balance);
+    plain_.set_now(t);
+    for (; i < events.size() && events[i].timestamp == t; ++i) add_event(plain_, events[i], balance, policy, out, account);
     assert(balance >= 0);
   }
-  emit_rows(account, out);
+  for (const plain_row& r : plain_.finish()) out.intervals.push(account, r.credit, r.begin, r.end, r.amount);
 }
 
 // Jobs in closed form. Between two event times the ticks of the active jobs are
@@ -265,7 +310,7 @@ void account_replayer::run(std::span<const account_event> events, account_index 
 // O((events + boundaries) log n), whatever the number of ticks.
 void account_replayer::run_with_jobs(std::span<const account_event> events, account_index account,
                                      overdraft_policy policy, ledger_result& out) {
-  live_.clear();
+  metered_.clear();
   jobs_.clear();
   amount_t balance = 0;
   usage_table& unpaid_usage = policy == overdraft_policy::drain ? out.shortfalls : out.rejections;
@@ -295,26 +340,26 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
     jobs_.resize(kept);
   };
   auto tick = [&](job& j, timestamp_t t) {  // one tick of one job, exactly
-    live_.set_job_draw(true);
-    const detail::use_outcome paid = detail::draw(live_, balance, j.rate, policy);
-    live_.set_job_draw(false);
+    metered_.set_job_draw(true);
+    const detail::use_outcome paid = detail::draw(metered_, balance, j.rate, policy);
+    metered_.set_job_draw(false);
     unpaid(j, t, t, paid.rejected ? j.rate : paid.unpaid);
   };
 
   // The ticks of the active jobs at every time of [a, b], no event among them.
   auto run_ticks = [&](timestamp_t a, timestamp_t b) {
     for (;;) {
-      detail::expire_before(live_, a, balance);
+      detail::expire_before(metered_, a, balance);
       retire_before(a);
       if (jobs_.empty()) return;
-      live_.set_now(a);
+      metered_.set_now(a);
       timestamp_t seg_end = b;  // nothing changes but the balance up to here
       total_t all_rates = 0;
       for (const job& j : jobs_) {
         seg_end = std::min(seg_end, j.last);
         all_rates += j.rate;
       }
-      if (!live_.empty()) seg_end = std::min(seg_end, live_.front_end());
+      if (!metered_.empty()) seg_end = std::min(seg_end, metered_.front_end());
       const auto span = static_cast<std::uint64_t>(seg_end) - static_cast<std::uint64_t>(a);  // ticks - 1
       auto skip = [&] {  // to the tick after seg_end; false past the last timestamp
         if (seg_end == b || seg_end == timestamp_max) return false;
@@ -354,7 +399,7 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
           continue;
         }
       }
-      std::uint64_t k = static_cast<std::uint64_t>(live_.front_remaining() / paid_rate);
+      std::uint64_t k = static_cast<std::uint64_t>(metered_.front_remaining() / paid_rate);
       if (span != std::numeric_limits<std::uint64_t>::max()) k = std::min(k, span + 1);
       if (k == 0) {  // a tick split across credits, or the paid set changing: exactly
         for (job& j : jobs_) tick(j, a);
@@ -362,7 +407,7 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
         ++a;
         continue;
       }
-      live_.draw_run(a, k, paid_rate);
+      metered_.draw_run(a, k, paid_rate);
       balance -= static_cast<amount_t>(k) * paid_rate;
       const timestamp_t last = a + static_cast<timestamp_t>(k - 1);
       if (paid_jobs != jobs_.size()) {  // reject: the others' ticks are rejected
@@ -387,9 +432,9 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
   while (i < events.size()) {
     const timestamp_t t = events[i].timestamp;
     if (!jobs_.empty() && cursor < t) run_ticks(cursor, t - 1);
-    detail::expire_before(live_, t, balance);
+    detail::expire_before(metered_, t, balance);
     retire_before(t);
-    live_.set_now(t);
+    metered_.set_now(t);
     // The events at t and the ticks at t of the jobs already running, in arrival order.
     started_.clear();
     std::size_t next_job = 0;
@@ -397,7 +442,7 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
       const account_event& e = events[i];
       for (; next_job < jobs_.size() && jobs_[next_job].row < e.row; ++next_job) tick(jobs_[next_job], t);
       if (e.kind != op::run) {
-        add_event(e, balance, policy, out, account);
+        add_event(metered_, e, balance, policy, out, account);
       } else if (e.amount != 0) {  // a job starting now: its first tick is here
         started_.push_back({e.end, e.amount, e.row});
         tick(started_.back(), t);
@@ -425,7 +470,9 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
     if (j.unpaid > 0) unpaid_usage.push(account, j.row, j.first_unpaid, j.unpaid);
   }
   jobs_.clear();
-  emit_rows(account, out);
+  for (const metered_row& r : metered_.finish()) {
+    out.intervals.push(account, r.credit, r.begin, r.end, r.amount, r.slope);
+  }
 }
 
 // Accounts never interact: a ledger of at least this many events per core is replayed

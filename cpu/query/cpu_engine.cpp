@@ -49,14 +49,26 @@ class cpu_engine final : public engine::impl {
     for (std::size_t i = 1; i < accounts.size() && sorted; ++i) {
       sorted = accounts[i - 1] < accounts[i] || (accounts[i - 1] == accounts[i] && times[i - 1] <= times[i]);
     }
-    if (sorted) {
-      answer_sorted(accounts, times, out);
+    // Ledgers without jobs read no slope: the choice is made once a block, not a query.
+    if (index_.has_slopes()) {
+      sorted ? answer_sorted<true>(accounts, times, out) : answer_unsorted<true>(accounts, times, out);
     } else {
-      answer_unsorted(accounts, times, out);
+      sorted ? answer_sorted<false>(accounts, times, out) : answer_unsorted<false>(accounts, times, out);
+    }
+  }
+
+  // The balance breakpoint i gives at t: one multiply where jobs draw.
+  template <bool Sloped>
+  amount_t value(std::size_t i, timestamp_t t) const noexcept {
+    if constexpr (Sloped) {
+      return index_.value_at(i, t);
+    } else {
+      return index_.balances[i];
     }
   }
 
   // One forward pass per account; `pos` is the first breakpoint later than the last query.
+  template <bool Sloped>
   void answer_sorted(std::span<const account_index> accounts, std::span<const timestamp_t> times, amount_t* out) const {
     const std::size_t count = index_.account_count();
     const timestamp_t* bp = index_.times.data();
@@ -78,11 +90,12 @@ class cpu_engine final : public engine::impl {
           while (pos + step < hi && bp[pos + step] <= t) step *= 2;
           pos = static_cast<std::size_t>(std::upper_bound(bp + pos + step / 2, bp + std::min(hi, pos + step), t) - bp);
         }
-        out[i] = pos == lo ? 0 : index_.value_at(pos - 1, t);
+        out[i] = pos == lo ? 0 : value<Sloped>(pos - 1, t);
       }
     }
   }
 
+  template <bool Sloped>
   void answer_unsorted(std::span<const account_index> accounts, std::span<const timestamp_t> times,
                        amount_t* out) const {
     const std::size_t count = index_.account_count();
@@ -118,7 +131,7 @@ class cpu_engine final : public engine::impl {
           continue;
         }
         const std::size_t after = base[k] + (bp[base[k]] <= times[g + k] ? 1 : 0);  // first breakpoint > t
-        out[g + k] = after == first[k] ? 0 : index_.value_at(after - 1, times[g + k]);
+        out[g + k] = after == first[k] ? 0 : value<Sloped>(after - 1, times[g + k]);
       }
     }
   }
