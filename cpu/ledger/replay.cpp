@@ -491,6 +491,7 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
   out.intervals.begin.reserve(capacity);
   out.intervals.end.reserve(capacity);
   out.intervals.amount.reserve(capacity);
+  if (events.has_jobs()) out.intervals.slope.reserve(capacity);
   account_replayer replayer;
   std::vector<account_event> batch;
   for (std::size_t a = first; a < last; ++a) {
@@ -582,7 +583,11 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   std::vector<ledger_result> partial(parts);
   detail::run_parts(parts, [&](std::size_t k) {
     const std::size_t own = offsets[cuts[k + 1]] - offsets[cuts[k]];
-    replay_accounts(events, policy, offsets, order, cuts[k], cuts[k + 1], k == 0 ? event_count : own, partial[k]);
+    // Jobs draw in runs that cross credits: about two rows an event (the job fleet month
+    // has 1.7); a reservation is address space until rows are written.
+    const std::size_t rows_per_event = events.has_jobs() ? 2 : 1;
+    replay_accounts(events, policy, offsets, order, cuts[k], cuts[k + 1],
+                    rows_per_event * (k == 0 ? event_count : own), partial[k]);
   });
 
   // The other parts' rows follow the first part's, in account order.
