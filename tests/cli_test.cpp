@@ -65,6 +65,41 @@ TEST_F(Cli, UsageErrorsExit2) {
   EXPECT_EQ(run(balances_of("seed-example-2") + " --out - --policy lenient", dir_).exit_code, 2);
 }
 
+TEST_F(Cli, UnknownSubcommandsAndOptionsAreNamedWithTheNearest) {
+  const test::run_result sub = run(cli + " balanc --events x", dir_);
+  EXPECT_EQ(sub.exit_code, 2);
+  EXPECT_EQ(sub.err, "gpucredit: unknown subcommand 'balanc' (did you mean 'balances'?)\nRun with --help for more information.\n");
+  const test::run_result option = run(cli + " balances --event x --queries y --out -", dir_);
+  EXPECT_EQ(option.exit_code, 2);
+  EXPECT_NE(option.err.find("balances: unknown option '--event' (did you mean '--events'?)"), std::string::npos) << option.err;
+  const test::run_result far = run(cli + " report --zzzzzzzz=1", dir_);
+  EXPECT_EQ(far.exit_code, 2);
+  EXPECT_NE(far.err.find("report: unknown option '--zzzzzzzz'\n"), std::string::npos) << far.err;
+  EXPECT_EQ(run(cli + " balances --help", dir_).exit_code, 0);
+}
+
+TEST_F(Cli, ExpirationCanBeGivenAsTheLastUsableTimestamp) {
+  // Billing tables store expires_at: --expiration end reads the sixth column of an add
+  // as the last usable timestamp, and answers what the duration form answers.
+  test::write_file(dir_ / "duration.csv",
+                   "op,account,credit_id,timestamp,amount,expiration\nadd,a,plan,86400,300,2591999\nuse,a,,90000,25,\n");
+  test::write_file(dir_ / "end.csv",
+                   "op,account,credit_id,timestamp,amount,expiration\nadd,a,plan,86400,300,2678399\nuse,a,,90000,25,\n");
+  test::write_file(dir_ / "q.csv", "account,timestamp\na,86399\na,86400\na,2678399\na,2678400\n");
+  const std::string q = " --queries " + quote(dir_ / "q.csv") + " --out -";
+  const test::run_result d = run(cli + " balances --events " + quote(dir_ / "duration.csv") + q, dir_);
+  const test::run_result e = run(cli + " balances --expiration end --events " + quote(dir_ / "end.csv") + q, dir_);
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(d.out, "account,timestamp,balance\na,86399,\na,86400,300\na,2678399,275\na,2678400,\n");
+  EXPECT_EQ(e.out, d.out);
+  test::write_file(dir_ / "bad.csv", "op,account,credit_id,timestamp,amount,expiration\nadd,a,plan,100,5,99\n");
+  const test::run_result bad = run(cli + " balances --expiration end --events " + quote(dir_ / "bad.csv") + q, dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err, (dir_ / "bad.csv").string() + ":2: expiration end 99 is before the timestamp 100\n");
+  EXPECT_EQ(run(cli + " balances --expiration expires_at --events x" + q, dir_).exit_code, 2);
+}
+
 TEST_F(Cli, UnavailableBackendExits2) {
   if (backend_available(backend::cuda)) GTEST_SKIP() << "a CUDA device is present";
   const test::run_result r = run(balances_of("seed-example-2") + " --out - --backend cuda", dir_);

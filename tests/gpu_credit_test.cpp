@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 
 #include "cpu/ledger/live_credits.hpp"
 #include "gpucredit/engine.hpp"
@@ -252,6 +253,62 @@ TEST(GPUCredit, JobsAnswerLikeTheBatchLedger) {
   EXPECT_EQ(credits.getBalance("a", 10), 8);
   EXPECT_EQ(credits.getBalance("a", 12), 4);
   EXPECT_EQ(credits.getBalance("a", 13), 4);
+}
+
+TEST(GPUCredit, UseSaysWhetherItWasPaidInFullAndUnpaidListsWhatWasNot) {
+  // useCredit's answer and unpaid() against the batch ledger's unpaid uses, calls in any
+  // order (late ones too), jobs among them in a third of the cases, both policies.
+  std::size_t unpaid_seen = 0;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937_64 rng(seed * 104729);
+    const overdraft_policy policy = seed % 2 == 0 ? overdraft_policy::drain : overdraft_policy::reject;
+    GPUCredit interactive(policy);
+    event_table events;
+    for (int call = 0; call < 30; ++call) {
+      const std::string account = "acct-" + std::to_string(rng() % 2);
+      const auto t = static_cast<timestamp_t>(rng() % 30);
+      const auto line = static_cast<std::uint64_t>(call) + 1;
+      const auto kind = rng() % 5;
+      if (kind < 2) {
+        const auto amount = static_cast<amount_t>(rng() % 30);
+        const auto expiration = static_cast<timestamp_t>(rng() % 20);
+        interactive.addCredit(account, amount, t, expiration);
+        events.add(account, "credit", t, amount, expiration, line);
+      } else if (kind < 4 || seed % 3 != 0) {
+        // Paid in full given the calls so far: a late add may pay it later.
+        const auto amount = static_cast<amount_t>(rng() % 15);
+        const bool paid = interactive.useCredit(account, t, amount);
+        events.use(account, t, amount, line);
+        const ledger_result now = replay(events, policy);
+        const usage_table& unpaid_now = policy == overdraft_policy::drain ? now.shortfalls : now.rejections;
+        const auto row = static_cast<event_row>(events.size() - 1);
+        EXPECT_EQ(paid, std::find(unpaid_now.row.begin(), unpaid_now.row.end(), row) == unpaid_now.row.end())
+            << "use at row " << row;
+      } else {
+        const auto rate = static_cast<amount_t>(rng() % 4);
+        const auto ticks = static_cast<std::int64_t>(rng() % 8);
+        interactive.runCredit(account, t, rate, ticks);
+        events.run(account, "job", t, rate, ticks, line);
+      }
+    }
+    const ledger_result batch = replay(events, policy);
+    const usage_table& unpaid = policy == overdraft_policy::drain ? batch.shortfalls : batch.rejections;
+    std::vector<std::tuple<std::uint64_t, timestamp_t, amount_t, bool>> want;
+    for (std::size_t i = 0; i < unpaid.size(); ++i) {
+      want.emplace_back(unpaid.row[i] + std::uint64_t{1}, unpaid.timestamp[i], unpaid.amount[i],
+                        policy == overdraft_policy::reject);
+    }
+    std::sort(want.begin(), want.end());
+    std::vector<std::tuple<std::uint64_t, timestamp_t, amount_t, bool>> got;
+    for (const GPUCredit::unpaid_use& u : interactive.unpaid()) {
+      EXPECT_EQ(u.account, std::string(events.accounts[events.account[u.call - 1]]));
+      got.emplace_back(u.call, u.timestamp, u.amount, u.rejected);
+    }
+    EXPECT_EQ(got, want);
+    unpaid_seen += got.size();
+  }
+  EXPECT_GT(unpaid_seen, 50U);
 }
 
 TEST(GPUCredit, OverflowChecksOnBothPaths) {

@@ -52,6 +52,7 @@ void write_unpaid(csv_writer& out, const event_table& events, const ledger_resul
 }
 
 struct balances_args {
+  std::string expiration = "duration";
   std::string events;
   std::string queries;
   std::string out;
@@ -66,7 +67,7 @@ int run_balances(const balances_args& args) {
   refuse_clashing_outputs({{"--out", args.out}, {"--unpaid", args.unpaid}}, {args.events, args.queries});
 
   phase_log clock(args.timings);
-  event_table events = read_events(args.events);
+  event_table events = read_events(args.events, parse_expiration_form(args.expiration));
   clock.lap("read events");
   const query_batch queries = read_queries(args.queries);
   clock.lap("read queries");
@@ -115,6 +116,7 @@ command add_balances(CLI::App& app) {
   cmd->add_option("--queries", args->queries, "Queries CSV: account,timestamp")->required();
   cmd->add_option("--out", args->out, "Output CSV, or - for standard output")->required();
   add_policy_option(*cmd, args->policy);
+  add_expiration_option(*cmd, args->expiration);
   cmd
       ->add_option("--backend", args->backend_name,
                    "Query backend: auto, cpu or cuda (auto honours GPUCREDIT_BACKEND)")

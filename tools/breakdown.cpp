@@ -11,6 +11,7 @@ namespace gpucredit::tools {
 namespace {
 
 struct breakdown_args {
+  std::string expiration = "duration";
   std::string events;
   std::string account;
   std::string at;
@@ -21,7 +22,7 @@ struct breakdown_args {
 int run_breakdown(const breakdown_args& args) {
   refuse_clashing_outputs({{"--out", args.out}}, {args.events});
   const timestamp_t at = parse_flag_int("--at", args.at);
-  const event_table events = read_events(args.events);
+  const event_table events = read_events(args.events, parse_expiration_form(args.expiration));
   const std::optional<std::uint32_t> account = events.accounts.find(args.account);
   if (!account) throw input_error(args.events, 0, "no events for account '" + args.account + "'");
   const ledger_result result = replay(events, parse_policy(args.policy));
@@ -63,6 +64,7 @@ command add_breakdown(CLI::App& app) {
   cmd->add_option("--at", args->at, "The time T (an int64)")->required();
   cmd->add_option("--out", args->out, "Output CSV, or - for standard output")->capture_default_str();
   add_policy_option(*cmd, args->policy);
+  add_expiration_option(*cmd, args->expiration);
   return {cmd, [args] { return run_breakdown(*args); }};
 }
 

@@ -22,6 +22,10 @@ overdraft_policy parse_policy(const std::string& name);
 timestamp_t parse_flag_int(const std::string& flag, const std::string& text);
 /// Adds `--policy` (drain or reject) bound to `policy`.
 void add_policy_option(CLI::App& command, std::string& policy);
+/// Adds `--expiration duration|end` bound to `form` (what an add's sixth column holds).
+void add_expiration_option(CLI::App& command, std::string& form);
+/// "end" or "duration" (CLI11 has checked it).
+expiration_form parse_expiration_form(const std::string& name);
 
 // Timed phases on standard error: `balances --timings` asks for them, and `report`
 // shows them on a terminal unless --quiet. Each lap is timed from the one before.

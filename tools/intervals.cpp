@@ -8,6 +8,7 @@ namespace gpucredit::tools {
 namespace {
 
 struct intervals_args {
+  std::string expiration = "duration";
   std::string events;
   std::string out;
   std::string policy = "drain";
@@ -15,7 +16,7 @@ struct intervals_args {
 
 int run_intervals(const intervals_args& args) {
   refuse_clashing_outputs({{"--out", args.out}}, {args.events});
-  const event_table events = read_events(args.events);
+  const event_table events = read_events(args.events, parse_expiration_form(args.expiration));
   const ledger_result result = replay(events, parse_policy(args.policy));
   output_file out_file(args.out);
   csv_writer out(out_file.fd(), out_file.name());
@@ -34,6 +35,7 @@ command add_intervals(CLI::App& app) {
   cmd->add_option("--events", args->events, "Events CSV")->required();
   cmd->add_option("--out", args->out, "Output CSV, or - for standard output")->required();
   add_policy_option(*cmd, args->policy);
+  add_expiration_option(*cmd, args->expiration);
   return {cmd, [args] { return run_intervals(*args); }};
 }
 

@@ -5,7 +5,9 @@
 // atomic output file in output_file.cpp.
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <algorithm>
 #include <iostream>
+#include <optional>
 #include <new>
 #include <string>
 #include <vector>
@@ -32,11 +34,83 @@ timestamp_t parse_flag_int(const std::string& flag, const std::string& text) {
   return value;
 }
 
+void add_expiration_option(CLI::App& command, std::string& form) {
+  command
+      .add_option("--expiration", form,
+                  "What an add's expiration column holds: duration (the default, SPEC: usable on "
+                  "[timestamp, timestamp + expiration]) or end (the last usable timestamp, as billing "
+                  "tables store expires_at)")
+      ->check(CLI::IsMember({"duration", "end"}))
+      ->capture_default_str();
+}
+
+expiration_form parse_expiration_form(const std::string& name) {
+  return name == "end" ? expiration_form::end : expiration_form::duration;
+}
+
 void add_policy_option(CLI::App& command, std::string& policy) {
   command.add_option("--policy", policy, "Overdraft policy")->check(CLI::IsMember({"drain", "reject"}))->capture_default_str();
 }
 
 namespace {
+
+// Edit distance, for "did you mean" (names are short).
+std::size_t distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'X'?)" for the nearest of `names`, when it is near enough.
+std::string suggestion(std::string_view given, const std::vector<std::string>& names) {
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(3, given.size() / 2) + 1;
+  for (const std::string& name : names) {
+    const std::size_t d = distance(given, name);
+    if (d < best_distance) {
+      best_distance = d;
+      best = name;
+    }
+  }
+  return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
+}
+
+// An unknown subcommand or option, said as such (with the nearest known name) before
+// CLI11 would report a missing subcommand or a missing required option instead.
+std::optional<std::string> unknown_word(const CLI::App& app, int argc, char** argv) {
+  if (argc < 2) return std::nullopt;
+  const std::string first = argv[1];
+  if (first.starts_with("-")) return std::nullopt;  // --help, --version, or CLI11's own message
+  std::vector<std::string> commands;
+  const CLI::App* command = nullptr;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    commands.push_back(sub->get_name());
+    if (sub->get_name() == first) command = sub;
+  }
+  if (command == nullptr) return "unknown subcommand '" + first + "'" + suggestion(first, commands);
+  std::vector<std::string> options{"--help"};
+  for (const CLI::Option* option : command->get_options()) {
+    for (const std::string& name : option->get_lnames()) options.push_back("--" + name);
+  }
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (!arg.starts_with("--")) continue;
+    const std::string name(arg.substr(0, arg.find('=')));
+    if (std::find(options.begin(), options.end(), name) == options.end()) {
+      return first + ": unknown option '" + name + "'" + suggestion(name, options);
+    }
+  }
+  return std::nullopt;
+}
 
 // The version and each backend: compiled in or not, and usable here or why not.
 std::string version_text() {
@@ -62,6 +136,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   const std::vector<command> commands{add_balances(app), add_intervals(app), add_breakdown(app), add_report(app)};
 
+  if (const std::optional<std::string> unknown = unknown_word(app, argc, argv)) {
+    std::cerr << "gpucredit: " << *unknown << "\nRun with --help for more information.\n";
+    return exit_bad_input;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -20,6 +20,7 @@ namespace gpucredit::tools {
 namespace {
 
 struct report_args {
+  std::string expiration = "duration";
   std::string events;
   std::string from;
   std::string to;
@@ -95,7 +96,7 @@ int run_report(const report_args& args) {
 
   phase_log tell(!args.quiet && ::isatty(STDERR_FILENO) != 0);  // progress on a terminal
   tell.say("reading " + args.events);
-  const event_table events = read_events(args.events);
+  const event_table events = read_events(args.events, parse_expiration_form(args.expiration));
   tell.lap("events read", events.size());
   std::vector<std::string> names;
   if (!args.accounts.empty()) {
@@ -229,6 +230,7 @@ command add_report(CLI::App& app) {
   cmd->add_option("--accounts", args->accounts, "Only these accounts: a CSV with the header 'account'");
   cmd->add_option("--out", args->out, "Output directory (created if missing)")->required();
   add_policy_option(*cmd, args->policy);
+  add_expiration_option(*cmd, args->expiration);
   cmd->add_option("--backend", args->backend_name, "Query backend: auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--time-unit", args->time_unit, "Unit of the timestamps, to show UTC dates in args->html")
       ->check(CLI::IsMember({"s", "ms", "us", "ns"}));

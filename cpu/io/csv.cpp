@@ -427,7 +427,7 @@ void expect_field_count(const record_reader& in, const std::vector<std::string_v
   }
 }
 
-event_table read_events_from(record_reader& in) {
+event_table read_events_from(record_reader& in, expiration_form form) {
   event_table table;
   table.source = in.source();
   std::vector<std::string_view> fields;
@@ -442,10 +442,13 @@ event_table read_events_from(record_reader& in) {
     const std::string_view account = fields[1];
     const timestamp_t at = parse_int(in, fields[3], "timestamp");
     switch (*kind) {
-      case op::add:
-        table.add(account, fields[2], at, parse_int(in, fields[4], "amount"), parse_int(in, fields[5], "expiration"),
+      case op::add: {
+        const amount_t amount = parse_int(in, fields[4], "amount");
+        const std::int64_t sixth = parse_int(in, fields[5], "expiration");
+        table.add(account, fields[2], at, amount, detail::expiration_of(at, sixth, form, in.source(), in.line()),
                   in.line());
         break;
+      }
       case op::use: {
         const amount_t amount = parse_int(in, fields[4], "amount");
         if (!fields[5].empty()) in.fail("use takes no expiration (got " + detail::shown(fields[5]) + ")");
@@ -488,14 +491,14 @@ std::vector<std::string> read_accounts(const std::filesystem::path& path) {
   return names;
 }
 
-event_table read_events(const std::filesystem::path& path) {
+event_table read_events(const std::filesystem::path& path, expiration_form form) {
   record_reader in(path, path.string());
-  return read_events_from(in);
+  return read_events_from(in, form);
 }
 
-event_table parse_events(std::string_view text, std::string source) {
+event_table parse_events(std::string_view text, std::string source, expiration_form form) {
   record_reader in(text, std::move(source));
-  return read_events_from(in);
+  return read_events_from(in, form);
 }
 
 query_batch read_queries(const std::filesystem::path& path) {

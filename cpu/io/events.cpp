@@ -173,6 +173,20 @@ const char* run_problem(timestamp_t start, amount_t rate, std::int64_t ticks) no
   return nullptr;
 }
 
+std::int64_t expiration_of(timestamp_t at, std::int64_t sixth, expiration_form form, const std::string& source,
+                           std::uint64_t line) {
+  if (form == expiration_form::duration) return sixth;
+  if (sixth < at) {
+    throw input_error(source, line, "expiration end " + std::to_string(sixth) + " is before the timestamp " +
+                                        std::to_string(at));
+  }
+  const std::uint64_t span = static_cast<std::uint64_t>(sixth) - static_cast<std::uint64_t>(at);
+  if (span > static_cast<std::uint64_t>(timestamp_max)) {
+    throw input_error(source, line, "the credit lasts longer than int64 counts (end - timestamp beyond int64)");
+  }
+  return static_cast<std::int64_t>(span);
+}
+
 std::optional<op> parse_op(std::string_view name) noexcept {
   if (name == "add") return op::add;
   if (name == "use") return op::use;

@@ -19,6 +19,11 @@ const char* add_problem(timestamp_t at, amount_t amount, timestamp_t expiration)
 const char* use_problem(amount_t amount) noexcept;
 /// Why run(start, rate, ticks) is bad input (SPEC section 10), or nullptr when it is fine.
 const char* run_problem(timestamp_t start, amount_t rate, std::int64_t ticks) noexcept;
+/// An add's expiration from its sixth column read as `form`: the duration itself, or
+/// `end - at` for an end (throws `input_error` naming `source` and `line` when the end
+/// is before `at`, or the credit lasts longer than int64 counts).
+std::int64_t expiration_of(timestamp_t at, std::int64_t sixth, expiration_form form, const std::string& source,
+                           std::uint64_t line);
 /// The op a file or column names ("add", "use", "run"), or nullopt for another word.
 std::optional<op> parse_op(std::string_view name) noexcept;
 /// Whether `text` is well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -98,19 +99,39 @@ struct account_state {
   // Applies one call with timestamp >= now (SPEC section 4, detail::draw). Throws
   // detail::balance_overflow before changing anything but expiries (which hold whatever
   // comes next).
-  void apply(const call& c, overdraft_policy policy) {
+  // Returns whether the call was paid in full (a use drew all it asked for).
+  bool apply(const call& c, overdraft_policy policy) {
     live_view view{*this};
     detail::expire_before(view, c.timestamp, balance);
     started = true;
     now = c.timestamp;
-    if (c.amount == 0) return;
+    if (c.amount == 0) return true;
+    bool paid = true;
     if (c.kind == op::add) {
       detail::add_to_balance(balance, c.amount, c.row, c.timestamp);
       live.insert({c.end, c.timestamp, c.row, c.amount});
     } else {
-      detail::draw(view, balance, c.amount, policy);
+      const detail::use_outcome outcome = detail::draw(view, balance, c.amount, policy);
+      paid = !outcome.rejected && outcome.unpaid == 0;
     }
     record(c.timestamp, balance);
+    return paid;
+  }
+
+  // The account's uses and jobs not paid in full, from a replay of all its calls
+  // through the batch ledger: (call row, timestamp, amount, rejected). A job is one
+  // record: its first tick not paid in full and its total (SPEC section 10).
+  std::vector<std::tuple<event_row, timestamp_t, amount_t, bool>> unpaid(overdraft_policy policy) const {
+    std::vector<call> by_arrival = calls;
+    std::sort(by_arrival.begin(), by_arrival.end(), [](const call& x, const call& y) { return x.row < y.row; });
+    const ledger_result r = gpucredit::replay(as_events(), policy);
+    std::vector<std::tuple<event_row, timestamp_t, amount_t, bool>> out;
+    for (const usage_table* u : {&r.shortfalls, &r.rejections}) {
+      for (std::size_t i = 0; i < u->size(); ++i) {
+        out.emplace_back(by_arrival[u->row[i]].row, u->timestamp[i], u->amount[i], u == &r.rejections);
+      }
+    }
+    return out;
   }
 
   // The account's calls as an event table in arrival order: rows are arrivals, as the
@@ -203,8 +224,19 @@ struct GPUCredit::state {
   // and refused with `input_error` if a balance would pass int64, leaving the account
   // as it was (SPEC section 6). Under `reject` a late use can do this by making a later
   // use rejected.
-  void submit(account_state& a, const char* source, timestamp_t timestamp, amount_t amount, timestamp_t end, op kind) {
+  // Returns whether the call was paid in full (for a use: known at once, since only the
+  // calls before it in time order decide it; for a late or metered account, from a
+  // replay of the account).
+  bool submit(account_state& a, const char* source, timestamp_t timestamp, amount_t amount, timestamp_t end, op kind) {
     if (calls >= events_max) throw input_error(source, calls + 1, "more than 2^32 - 1 calls");
+    const event_row row = static_cast<event_row>(calls);
+    auto paid_in_full = [&] {  // this call, in the account as it now stands
+      if (kind != op::use || amount == 0) return true;
+      for (const auto& [r, t, v, rejected] : a.unpaid(policy)) {
+        if (r == row) return false;
+      }
+      return true;
+    };
     const call c{timestamp, amount, end, static_cast<event_row>(calls), kind};
     const wide granted = a.granted + (kind == op::add ? amount : 0);
     if (kind == op::run || a.jobs) {  // metered: placed by time, replayed when next asked
@@ -227,7 +259,7 @@ struct GPUCredit::state {
         a.stale = true;
       }
       ++calls;
-      return;
+      return paid_in_full();
     }
     const bool in_order = !a.stale && (!a.started || timestamp >= a.now);
     const bool may_overflow = granted > amount_max;
@@ -248,16 +280,14 @@ struct GPUCredit::state {
       trial.granted = granted;
       a = std::move(trial);  // the replayed state is current: not stale
       ++calls;
-      return;
+      return paid_in_full();
     }
     ++calls;
     a.granted = granted;
     place(a.calls, c);
-    if (in_order) {
-      a.apply(c, policy);
-    } else {
-      a.stale = true;
-    }
+    if (in_order) return a.apply(c, policy);
+    a.stale = true;
+    return paid_in_full();
   }
 
   // Inserts `c` after every call with an equal or earlier timestamp: it arrived last.
@@ -283,7 +313,7 @@ void GPUCredit::addCredit(std::string_view creditId, std::int64_t amount, std::i
   if (const char* problem = detail::add_problem(timestamp, amount, expiration)) {
     throw input_error("addCredit", state_->calls + 1, problem);
   }
-  state_->submit(a, "addCredit", timestamp, amount, timestamp + expiration, op::add);
+  (void)state_->submit(a, "addCredit", timestamp, amount, timestamp + expiration, op::add);
 }
 
 std::optional<std::int64_t> GPUCredit::getBalance(std::string_view creditId, std::int64_t timestamp) {
@@ -302,15 +332,26 @@ void GPUCredit::runCredit(std::string_view creditId, std::int64_t timestamp, std
   }
   // 0 ticks or rate 0: no effect, but a call all the same (it counts in the numbering).
   const bool empty = ticks == 0 || rate == 0;
-  state_->submit(a, "runCredit", timestamp, empty ? 0 : rate, empty ? timestamp : timestamp + (ticks - 1), op::run);
+  (void)state_->submit(a, "runCredit", timestamp, empty ? 0 : rate, empty ? timestamp : timestamp + (ticks - 1), op::run);
 }
 
-void GPUCredit::useCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t amount) {
+bool GPUCredit::useCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t amount) {
   account_state& a = state_->account(creditId, "useCredit");
   if (const char* problem = detail::use_problem(amount)) {
     throw input_error("useCredit", state_->calls + 1, problem);
   }
-  state_->submit(a, "useCredit", timestamp, amount, timestamp, op::use);
+  return state_->submit(a, "useCredit", timestamp, amount, timestamp, op::use);
+}
+
+std::vector<GPUCredit::unpaid_use> GPUCredit::unpaid() const {
+  std::vector<unpaid_use> out;
+  for (const auto& [name, a] : state_->accounts) {
+    for (const auto& [row, t, amount, rejected] : a.unpaid(state_->policy)) {
+      out.push_back({name, row + std::uint64_t{1}, t, amount, rejected});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const unpaid_use& x, const unpaid_use& y) { return x.call < y.call; });
+  return out;
 }
 
 }  // namespace gpucredit

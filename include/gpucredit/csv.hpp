@@ -28,10 +28,13 @@ inline constexpr std::string_view intervals_header = "account,credit_id,begin,en
 inline constexpr std::string_view intervals_slope_header = "account,credit_id,begin,end,amount,slope";
 
 /// Reads an events file. Throws `input_error` ("FILE:LINE: reason") for bad input,
-/// including a file that cannot be opened. Blocks.
-event_table read_events(const std::filesystem::path& path);
+/// including a file that cannot be opened. With `expiration_form::end` the sixth column
+/// of an `add` is its last usable timestamp (refused when before its timestamp).
+/// Blocks.
+event_table read_events(const std::filesystem::path& path, expiration_form form = expiration_form::duration);
 /// Parses events from memory; `source` names it in errors.
-event_table parse_events(std::string_view text, std::string source = "events");
+event_table parse_events(std::string_view text, std::string source = "events",
+                         expiration_form form = expiration_form::duration);
 
 /// Reads a queries file; throws `input_error` like `read_events`.
 query_batch read_queries(const std::filesystem::path& path);

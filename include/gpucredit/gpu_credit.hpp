@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "gpucredit/types.hpp"
 
@@ -33,8 +35,13 @@ class GPUCredit {
   std::optional<std::int64_t> getBalance(std::string_view creditId, std::int64_t timestamp);
 
   /// Uses `amount` from account `creditId` at `timestamp`, soonest-expiring credit first.
-  /// Throws `input_error` for a negative amount; the ledger is unchanged then.
-  void useCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t amount);
+  /// Returns whether it was paid in full given the calls made so far: false when it
+  /// drained what was active and left a shortfall (`drain`) or changed nothing and was
+  /// rejected (`reject`). A later late add may still pay it: unpaid() says what stands.
+  /// The original calls that ignore the result read as before. An in-order use answers
+  /// in O(log n); a late one replays its account. Throws `input_error` for a
+  /// negative amount; the ledger is unchanged then.
+  bool useCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t amount);
 
   /// Runs a job on account `creditId`: uses `rate` at every tick `timestamp`,
   /// `timestamp + 1`, ..., `timestamp + ticks - 1` (SPEC section 10), metered in closed
@@ -43,6 +50,19 @@ class GPUCredit {
   /// int64; the ledger is unchanged then. An account that has run a job answers from a
   /// replay of its calls after each change (O(n log n) once, then O(log n) a query).
   void runCredit(std::string_view creditId, std::int64_t timestamp, std::int64_t rate, std::int64_t ticks);
+
+  /// A use (or a job) not paid in full, as the batch ledger records it: under `drain`
+  /// `amount` is the shortfall, under `reject` the whole use, which was rejected. A job
+  /// is one record: its first tick not paid in full and its total unpaid.
+  struct unpaid_use {
+    std::string account;
+    std::uint64_t call;   ///< which call (1 = the first made on this object)
+    std::int64_t timestamp;
+    std::int64_t amount;
+    bool rejected;        ///< `reject`; else a shortfall under `drain`
+  };
+  /// Every use and job not paid in full so far, by call. O(n log n) (a replay).
+  std::vector<unpaid_use> unpaid() const;
 
  private:
   struct state;

@@ -38,6 +38,13 @@ enum class overdraft_policy : std::uint8_t {
   reject,  ///< the usage changes nothing and is recorded as rejected
 };
 
+/// What the sixth column of an `add` holds (SPEC section 1: a credit is usable on
+/// [timestamp, timestamp + expiration]). Billing tables often store the end instead.
+enum class expiration_form : std::uint8_t {
+  duration,  ///< the expiration: usable on [timestamp, timestamp + expiration] (SPEC)
+  end,       ///< the last timestamp at which it is usable: usable on [timestamp, end]
+};
+
 /// "drain" or "reject".
 constexpr std::string_view to_string(overdraft_policy policy) noexcept {
   return policy == overdraft_policy::drain ? "drain" : "reject";

@@ -72,6 +72,10 @@ class Ledger:
     ``__arrow_c_stream__`` holding the columns ``op, account, credit_id, timestamp,
     amount, expiration`` (``credit_id`` and ``expiration`` may be left out when no row
     needs them). ``policy`` is ``"drain"`` (default) or ``"reject"`` (SPEC section 4);
+    ``expiration`` says what an add's ``expiration`` column holds: ``"duration"`` (the
+    default: usable on [timestamp, timestamp + expiration]) or ``"end"`` (the last usable
+    timestamp, as billing tables store ``expires_at``).
+
     ``backend`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` (``"auto"`` honours the
     environment variable ``GPUCREDIT_BACKEND``, else picks CUDA when a device is present).
 
@@ -83,16 +87,22 @@ class Ledger:
     _impl: _core.Ledger
 
     def __init__(
-        self, source: PathLike | Any, *, policy: str = "drain", backend: str = "auto", name: str | None = None
+        self,
+        source: PathLike | Any,
+        *,
+        policy: str = "drain",
+        backend: str = "auto",
+        name: str | None = None,
+        expiration: str = "duration",
     ) -> None:
         if isinstance(source, (str, os.PathLike)):
             path = os.fspath(source)
             if path.lower().endswith((".parquet", ".pq")):
-                self._impl = Ledger.from_parquet(path, policy=policy, backend=backend)._impl
+                self._impl = Ledger.from_parquet(path, policy=policy, backend=backend, expiration=expiration)._impl
             else:
-                self._impl = Ledger.from_csv(path, policy=policy, backend=backend)._impl
+                self._impl = Ledger.from_csv(path, policy=policy, backend=backend, expiration=expiration)._impl
         else:
-            self._impl = Ledger.from_arrow(source, policy=policy, backend=backend, name=name)._impl
+            self._impl = Ledger.from_arrow(source, policy=policy, backend=backend, name=name, expiration=expiration)._impl
 
     @classmethod
     def _wrap(cls, core: _core.Ledger) -> Ledger:
@@ -101,16 +111,24 @@ class Ledger:
         return ledger
 
     @classmethod
-    def from_csv(cls, path: PathLike, *, policy: str = "drain", backend: str = "auto") -> Ledger:
+    def from_csv(
+        cls, path: PathLike, *, policy: str = "drain", backend: str = "auto", expiration: str = "duration"
+    ) -> Ledger:
         """Reads an events file (``op,account,credit_id,timestamp,amount,expiration``)."""
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(2, "No such file or directory", path)
-        return cls._wrap(_core.Ledger.from_csv(path, policy, backend))
+        return cls._wrap(_core.Ledger.from_csv(path, policy, backend, expiration))
 
     @classmethod
     def from_arrow(
-        cls, data: Any, *, policy: str = "drain", backend: str = "auto", name: str | None = None
+        cls,
+        data: Any,
+        *,
+        policy: str = "drain",
+        backend: str = "auto",
+        name: str | None = None,
+        expiration: str = "duration",
     ) -> Ledger:
         """Reads events from anything with ``__arrow_c_stream__``: a pyarrow Table or
         RecordBatchReader, a Polars or pandas DataFrame, a DuckDB result. Batches are read
@@ -130,10 +148,12 @@ class Ledger:
             )
         rows = _row_count(data)
         stream = data.__arrow_c_stream__()
-        return cls._wrap(_core.Ledger.from_stream(stream, name or "arrow", policy, backend, rows))
+        return cls._wrap(_core.Ledger.from_stream(stream, name or "arrow", policy, backend, rows, expiration))
 
     @classmethod
-    def from_parquet(cls, path: PathLike, *, policy: str = "drain", backend: str = "auto") -> Ledger:
+    def from_parquet(
+        cls, path: PathLike, *, policy: str = "drain", backend: str = "auto", expiration: str = "duration"
+    ) -> Ledger:
         """Reads events from a Parquet file with pyarrow, batch by batch."""
         _pyarrow("Ledger.from_parquet")
         import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
@@ -146,7 +166,9 @@ class Ledger:
 
             reader = pa.RecordBatchReader.from_batches(file.schema_arrow, file.iter_batches())
             rows = file.metadata.num_rows
-            return cls._wrap(_core.Ledger.from_stream(reader.__arrow_c_stream__(), path, policy, backend, rows))
+            return cls._wrap(
+                _core.Ledger.from_stream(reader.__arrow_c_stream__(), path, policy, backend, rows, expiration)
+            )
 
     # ---- what it holds ---------------------------------------------------------------
 

@@ -150,7 +150,9 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
           case gc::op::add: {
             const std::int64_t value = integer(amount, "amount");
             if (!expiration || expiration->is_null(i)) bad("missing expiration");
-            events.add(account_name, label, t, value, integer(*expiration, "expiration"), row + 1);
+            const std::int64_t sixth = integer(*expiration, "expiration");
+            events.add(account_name, label, t, value, gc::detail::expiration_of(t, sixth, state.expiration, source, row + 1),
+                       row + 1);
             break;
           }
           case gc::op::use: {

@@ -67,6 +67,8 @@ nb::object text(const std::string& s);
 void translate(const std::exception_ptr& p, void* payload);
 /// "drain" or "reject"; ValueError otherwise.
 gc::overdraft_policy parse_policy(std::string_view name);
+/// "duration" or "end" (what an add's expiration holds); ValueError otherwise.
+gc::expiration_form parse_expiration_form(std::string_view name);
 /// A Python integer (or anything with __index__) as int64; InputError past int64.
 std::int64_t int64_arg(nb::handle value, const char* call, const char* name);
 
@@ -120,6 +122,7 @@ struct ledger_state {
   gc::ledger_result result;
   std::unique_ptr<gc::engine> engine;
   gc::overdraft_policy policy = gc::overdraft_policy::drain;
+  gc::expiration_form expiration = gc::expiration_form::duration;  ///< what an add's expiration holds
   std::string time_format = "l";  ///< the Arrow type of times: "l", or "tsu:UTC" and the like
   bool arrow_source = false;      ///< rows, not lines, locate events
 
@@ -202,20 +205,22 @@ class py_ledger {
   explicit py_ledger(std::shared_ptr<ledger_state> s) : state_(std::move(s)) {}
 
   static py_ledger from_csv(const std::string& path, std::string_view policy,
-                            const std::string& backend) {
+                            const std::string& backend, std::string_view expiration) {
     auto state = std::make_shared<ledger_state>();
     state->policy = parse_policy(policy);
+    state->expiration = parse_expiration_form(expiration);
     nb::gil_scoped_release unlocked;
-    state->events = gc::read_events(path);
+    state->events = gc::read_events(path, state->expiration);
     finish(*state, backend);
     return py_ledger(std::move(state));
   }
 
   static py_ledger from_stream(nb::handle capsule, const std::string& source,
                                std::string_view policy, const std::string& backend,
-                               std::uint64_t rows_hint) {
+                               std::uint64_t rows_hint, std::string_view expiration) {
     auto state = std::make_shared<ledger_state>();
     state->policy = parse_policy(policy);
+    state->expiration = parse_expiration_form(expiration);
     state->arrow_source = true;
     ar::owned_stream stream;
     take_capsule(capsule, "arrow_array_stream", stream.raw);

@@ -52,6 +52,12 @@ gc::overdraft_policy parse_policy(std::string_view name) {
       ("policy must be 'drain' or 'reject', not " + gc::detail::shown(name)).c_str());
 }
 
+gc::expiration_form parse_expiration_form(std::string_view name) {
+  if (name == "duration") return gc::expiration_form::duration;
+  if (name == "end") return gc::expiration_form::end;
+  throw nb::value_error(("expiration must be 'duration' or 'end', not " + gc::detail::shown(name)).c_str());
+}
+
 /// A Python integer (or anything with __index__) as int64; InputError past int64.
 std::int64_t int64_arg(nb::handle value, const char* call, const char* name) {
   PyObject* index = PyNumber_Index(value.ptr());

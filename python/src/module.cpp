@@ -54,11 +54,31 @@ NB_MODULE(_core, m) {
           "useCredit",
           [](gc::GPUCredit& self, std::string_view creditId, nb::handle timestamp,
              nb::handle amount) {
-            self.useCredit(creditId, int64_arg(timestamp, "useCredit", "timestamp"),
-                           int64_arg(amount, "useCredit", "amount"));
+            return self.useCredit(creditId, int64_arg(timestamp, "useCredit", "timestamp"),
+                                  int64_arg(amount, "useCredit", "amount"));
           },
           nb::arg("creditId"), nb::arg("timestamp"), nb::arg("amount"),
-          nb::sig("def useCredit(self, creditId: str, timestamp: int, amount: int) -> None"))
+          nb::sig("def useCredit(self, creditId: str, timestamp: int, amount: int) -> bool"),
+          "Uses `amount`; True when it was paid in full given the calls so far (False: a shortfall "
+          "under drain, rejected under reject).")
+      .def(
+          "unpaid",
+          [](const gc::GPUCredit& self) {
+            nb::list out;
+            for (const gc::GPUCredit::unpaid_use& u : self.unpaid()) {
+              nb::dict row;
+              row["account"] = text(u.account);
+              row["call"] = u.call;
+              row["timestamp"] = u.timestamp;
+              row["amount"] = u.amount;
+              row["outcome"] = u.rejected ? "rejected" : "shortfall";
+              out.append(row);
+            }
+            return out;
+          },
+          nb::sig("def unpaid(self) -> list[dict[str, object]]"),
+          "The uses (and jobs) not paid in full so far, by call: account, call (1 = the first), "
+          "timestamp, amount (the shortfall, or the whole use when rejected), outcome.")
       .def(
           "runCredit",
           [](gc::GPUCredit& self, std::string_view creditId, nb::handle timestamp, nb::handle rate,
@@ -124,11 +144,11 @@ NB_MODULE(_core, m) {
 
   nb::class_<py_ledger>(m, "Ledger", "A replayed ledger and its query engine.")
       .def_static("from_csv", &py_ledger::from_csv, nb::arg("path"), nb::arg("policy"),
-                  nb::arg("backend"))
+                  nb::arg("backend"), nb::arg("expiration") = "duration")
       .def_static("from_stream", &py_ledger::from_stream, nb::arg("stream"), nb::arg("source"),
-                  nb::arg("policy"), nb::arg("backend"), nb::arg("rows_hint") = 0,
+                  nb::arg("policy"), nb::arg("backend"), nb::arg("rows_hint") = 0, nb::arg("expiration") = "duration",
                   nb::sig("def from_stream(stream: object, source: str, policy: str, "
-                          "backend: str, rows_hint: int = 0) -> Ledger"))
+                          "backend: str, rows_hint: int = 0, expiration: str = 'duration') -> Ledger"))
       .def_prop_ro("backend", &py_ledger::backend)
       .def_prop_ro("policy", &py_ledger::policy)
       .def_prop_ro("source", &py_ledger::source)

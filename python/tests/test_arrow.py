@@ -213,3 +213,22 @@ def test_jobs_from_arrow_with_a_ticks_column():
     short = ledger.shortfalls().to_pylist()
     # job-2: tick 100 drains the 30 left (short 10), ticks 101 and 102 find nothing.
     assert short == [{"account": "a", "job_id": "job-2", "timestamp": 100, "amount": 10 + 40 + 40}]
+
+
+def test_expiration_as_the_last_usable_timestamp(tmp_path):
+    # Billing tables store expires_at: expiration="end" reads it as the last usable time.
+    duration = pa.table({"op": ["add"], "account": ["a"], "credit_id": ["plan"], "timestamp": [86400],
+                         "amount": [300], "expiration": [2591999]})
+    end = duration.set_column(5, "expiration", pa.array([2678399]))
+    times = [86399, 86400, 2678399, 2678400]
+    want = gpucredit.Ledger(duration).balances(["a"] * 4, times).to_pylist()
+    assert want == [None, 300, 300, None]
+    assert gpucredit.Ledger(end, expiration="end").balances(["a"] * 4, times).to_pylist() == want
+    path = tmp_path / "end.csv"
+    path.write_text("op,account,credit_id,timestamp,amount,expiration\nadd,a,plan,86400,300,2678399\n")
+    assert gpucredit.Ledger(path, expiration="end").balances(["a"] * 4, times).to_pylist() == want
+    with pytest.raises(gpucredit.InputError) as info:
+        gpucredit.Ledger(end.set_column(5, "expiration", pa.array([5])), expiration="end", name="t")
+    assert info.value.row == 0 and info.value.reason == "expiration end 5 is before the timestamp 86400"
+    with pytest.raises(ValueError):
+        gpucredit.Ledger(duration, expiration="expires_at")

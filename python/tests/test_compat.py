@@ -159,3 +159,18 @@ def test_run_credit_meters_a_job():
     with pytest.raises(InputError):
         credit.runCredit("a", 2**63 - 1, 1, 2)
     assert credit.getBalance("a", 20) == 80
+
+
+def test_use_credit_says_whether_it_was_paid_and_unpaid_lists_what_was_not():
+    credit = GPUCredit(policy="reject")
+    credit.addCredit("a", 10, 0, 100)
+    assert credit.useCredit("a", 5, 4) is True
+    assert credit.useCredit("a", 6, 50) is False  # rejected: changes nothing
+    assert credit.getBalance("a", 6) == 6
+    assert credit.unpaid() == [{"account": "a", "call": 3, "timestamp": 6, "amount": 50, "outcome": "rejected"}]
+    drained = GPUCredit()
+    drained.addCredit("b", 10, 0, 100)
+    assert drained.useCredit("b", 5, 15) is False  # drains 10, 5 short
+    assert drained.unpaid() == [{"account": "b", "call": 2, "timestamp": 5, "amount": 5, "outcome": "shortfall"}]
+    drained.addCredit("b", 20, 1, 100)  # a late add pays it
+    assert drained.unpaid() == []
