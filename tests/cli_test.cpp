@@ -100,6 +100,18 @@ TEST_F(Cli, ExpirationCanBeGivenAsTheLastUsableTimestamp) {
   EXPECT_EQ(run(cli + " balances --expiration expires_at --events x" + q, dir_).exit_code, 2);
 }
 
+TEST_F(Cli, ReportListsAccountsWithoutEvents) {
+  test::write_file(dir_ / "accounts.csv", "account\norg-17\nnobody\n");
+  const test::run_result r = run(cli + " report --events " + quote(examples / "events.csv") +
+                                     " --from 0 --to 86400 --every 86400 --accounts " + quote(dir_ / "accounts.csv") +
+                                     " --out " + quote(dir_ / "r"),
+                                 dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "gpucredit: report: 1 of the accounts in " + (dir_ / "accounts.csv").string() +
+                       " have no events (their rows are zero): 'nobody'\n");
+  EXPECT_NE(read_file(dir_ / "r" / "balances.csv").find("nobody,0,\n"), std::string::npos);
+}
+
 TEST_F(Cli, UnavailableBackendExits2) {
   if (backend_available(backend::cuda)) GTEST_SKIP() << "a CUDA device is present";
   const test::run_result r = run(balances_of("seed-example-2") + " --out - --backend cuda", dir_);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <vector>
 
@@ -123,9 +124,23 @@ int run_report(const report_args& args) {
   page.grid = grid;
   std::vector<std::uint32_t> index_of(names.size(), account_none);
   std::vector<char> included(events.accounts.size(), 0);
+  std::vector<std::string_view> unknown;  // listed in --accounts, no events: their rows stay, all zero
   for (std::size_t i = 0; i < names.size(); ++i) {
     index_of[i] = events.accounts.find(names[i]).value_or(account_none);
-    if (index_of[i] != account_none) included[index_of[i]] = 1;
+    if (index_of[i] != account_none) {
+      included[index_of[i]] = 1;
+    } else {
+      unknown.push_back(names[i]);
+    }
+  }
+  if (!unknown.empty()) {  // said always, terminal or not: a typo gives zero rows silently otherwise
+    std::string list;
+    for (std::size_t k = 0; k < std::min<std::size_t>(unknown.size(), 10); ++k) {
+      list += (k == 0 ? "'" : ", '") + std::string(unknown[k]) + "'";
+    }
+    if (unknown.size() > 10) list += ", ... (" + std::to_string(unknown.size() - 10) + " more)";
+    std::fprintf(stderr, "gpucredit: report: %zu of the accounts in %s have no events (their rows are zero): %s\n",
+                 unknown.size(), args.accounts.c_str(), list.c_str());
   }
   {
     step_flows flows = flows_per_step(events, result, grid, included);
