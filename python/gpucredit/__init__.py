@@ -211,12 +211,15 @@ class Ledger:
 
     # ---- queries ---------------------------------------------------------------------
 
-    def balance(self, account: str, timestamp: int) -> int | None:
+    def balance(self, account: str, timestamp: Any, *, unit: str | None = None) -> int | None:
         """The balance of ``account`` at ``timestamp``; ``None`` when no credit is left or
-        the account is unknown."""
+        the account is unknown. ``unit``: as for :meth:`balances`."""
+        if isinstance(timestamp, np.datetime64):
+            return self.balances_numpy(account, np.array([timestamp]), unit=unit).filled(0)[0].item() or None
+        self._check_plain(unit)
         return self._impl.balance(account, timestamp)
 
-    def balances(self, accounts: Any, timestamps: Any) -> pyarrow.Int64Array:
+    def balances(self, accounts: Any, timestamps: Any, *, unit: str | None = None) -> pyarrow.Int64Array:
         """Balances of the queries ``(accounts[i], timestamps[i])`` as a pyarrow int64
         array, null for none. Either side may be a single value, repeated for every query.
 
@@ -224,29 +227,55 @@ class Ledger:
         string array (pyarrow, Polars; a dictionary array resolves each name once).
         ``timestamps``: an int, a NumPy integer or datetime64 array, or an Arrow integer
         or timestamp array. The answer's values are lent by the engine, not copied.
+
+        A ledger built from timestamp columns (``time_unit`` is ``"s"``, ``"ms"``, ``"us"``
+        or ``"ns"``) takes datetime64 or Arrow timestamps of its unit; plain integers are
+        refused there unless ``unit`` names that unit (``unit="us"``), so that seconds are
+        never read as microseconds by mistake.
         """
         pa = _pyarrow("Ledger.balances")
-        return pa.array(self._query(accounts, timestamps))
+        return pa.array(self._query(accounts, timestamps, unit))
 
-    def balances_numpy(self, accounts: Any, timestamps: Any) -> np.ma.MaskedArray:
+    def balances_numpy(self, accounts: Any, timestamps: Any, *, unit: str | None = None) -> np.ma.MaskedArray:
         """The same as :meth:`balances`, as a NumPy masked int64 array (masked: none).
         Needs no pyarrow. ``.filled(0)`` gives plain int64 with 0 for none."""
-        values = self._query(accounts, timestamps).values()
+        values = self._query(accounts, timestamps, unit).values()
         return np.ma.MaskedArray(values, mask=values == 0)
 
-    def _query(self, accounts: Any, timestamps: Any) -> _core.Balances:
-        return self._impl.query(_accounts_arg(accounts), self._times_arg(timestamps))
+    def _check_plain(self, unit: str | None) -> None:
+        """Plain integers as times: fine for a ledger of plain integers; for a ledger of
+        timestamps only when `unit` names its unit."""
+        if unit is not None and unit != self.time_unit:
+            have = "plain integers" if self.time_unit is None else f"in {self.time_unit}"
+            raise TypeError(f"unit={unit!r}, but this ledger's times are {have}: nothing is converted")
+        if self.time_unit is not None and unit is None:
+            raise TypeError(
+                f"timestamps are plain integers but this ledger's times are timestamps in {self.time_unit}: "
+                f"pass datetime64[{self.time_unit}] or Arrow timestamp[{self.time_unit}] values, or say "
+                f"unit={self.time_unit!r} to read the integers in that unit"
+            )
 
-    def _times_arg(self, timestamps: Any) -> Any:
+    def _query(self, accounts: Any, timestamps: Any, unit: str | None = None) -> _core.Balances:
+        times, plain = self._times_arg(timestamps)
+        if plain:
+            self._check_plain(unit)
+        elif unit is not None and unit != self.time_unit:
+            self._check_plain(unit)  # says why
+        plain_ok = self.time_unit is None or unit == self.time_unit
+        return self._impl.query(_accounts_arg(accounts), times, plain_ok)
+
+    def _times_arg(self, timestamps: Any) -> tuple[Any, bool]:
+        """The times for the engine, and whether they are plain integers (Arrow arrays
+        are checked by the engine, which sees their type)."""
         if isinstance(timestamps, (int, np.integer)) and not isinstance(timestamps, (bool, np.bool_)):
-            return int(timestamps)
+            return int(timestamps), True
         if _is_arrow(timestamps):
-            return timestamps
+            return timestamps, False
         array = np.asarray(timestamps)
         if array.ndim != 1:
             raise ValueError(f"timestamps must be one-dimensional, not of shape {array.shape}")
         if array.size == 0:
-            return np.empty(0, dtype=np.int64)
+            return np.empty(0, dtype=np.int64), False
         kind = array.dtype.kind
         if kind == "M":
             unit = np.datetime_data(array.dtype)[0]
@@ -259,14 +288,14 @@ class Ledger:
             if nat.any():
                 row = int(np.argmax(nat))
                 raise InputError(f"timestamps: row {row}: missing timestamp", "timestamps", None, row, "missing timestamp")
-            return np.ascontiguousarray(array).view(np.int64)
+            return np.ascontiguousarray(array).view(np.int64), False
         if kind == "u" and array.size and int(array.max()) > _INT64_MAX:
             row = int(np.argmax(array > _INT64_MAX))
             reason = "timestamp out of int64 range"
             raise InputError(f"timestamps: row {row}: {reason}", "timestamps", None, row, reason)
         if kind not in "iu":
             raise TypeError(f"timestamps must be integers, not {array.dtype}")
-        return np.ascontiguousarray(array, dtype=np.int64)
+        return np.ascontiguousarray(array, dtype=np.int64), True
 
     # ---- the flattened ledger ----------------------------------------------------------
 

@@ -255,7 +255,9 @@ class py_ledger {
     return state_->engine->balance(*a, at);
   }
 
-  balance_result query(nb::handle accounts, nb::handle timestamps) const;
+  /// `plain_ok`: plain integers may stand for times in the ledger's unit (the caller said
+  /// so, or the ledger has none).
+  balance_result query(nb::handle accounts, nb::handle timestamps, bool plain_ok) const;
 
   exported_table intervals() const;
   exported_table usage(bool rejected) const;
@@ -263,7 +265,7 @@ class py_ledger {
  private:
   std::vector<gc::account_index> resolve_accounts(nb::handle accounts, std::int64_t& count) const;
   std::vector<std::int64_t> read_times(nb::handle timestamps, std::int64_t& count,
-                                       const std::int64_t*& in_place, nb::object& keep) const;
+                                       const std::int64_t*& in_place, nb::object& keep, bool plain_ok) const;
 
   std::shared_ptr<ledger_state> state_;
 };

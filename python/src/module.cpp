@@ -159,8 +159,8 @@ NB_MODULE(_core, m) {
       .def("accounts", &py_ledger::accounts)
       .def("balance", &py_ledger::balance, nb::arg("account"), nb::arg("timestamp"),
            nb::sig("def balance(self, account: str, timestamp: int) -> int | None"))
-      .def("query", &py_ledger::query, nb::arg("accounts"), nb::arg("timestamps"),
-           nb::sig("def query(self, accounts: object, timestamps: object) -> Balances"))
+      .def("query", &py_ledger::query, nb::arg("accounts"), nb::arg("timestamps"), nb::arg("plain_ok") = true,
+           nb::sig("def query(self, accounts: object, timestamps: object, plain_ok: bool = True) -> Balances"))
       .def("intervals", &py_ledger::intervals)
       .def("usage", &py_ledger::usage, nb::arg("rejected"));
 }

@@ -213,8 +213,8 @@ std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
 }
 
 std::vector<std::int64_t> py_ledger::read_times(nb::handle timestamps, std::int64_t& count,
-                                                const std::int64_t*& in_place,
-                                                nb::object& keep) const {
+                                                const std::int64_t*& in_place, nb::object& keep,
+                                                bool plain_ok) const {
   in_place = nullptr;
   if (PyLong_Check(timestamps.ptr()) != 0) {  // one timestamp for every account
     count = -1;
@@ -239,6 +239,12 @@ std::vector<std::int64_t> py_ledger::read_times(nb::handle timestamps, std::int6
   const auto wrong = [&](const std::string& why) { throw nb::type_error(why.c_str()); };
   if (!type.is_integer() || type.time == 'D') {
     wrong("timestamps must be integers or timestamps, not " + ar::describe(column->schema.raw));
+  }
+  if (type.time == 0 && state_->time_unit() != 0 && !plain_ok) {
+    wrong("timestamps are " + ar::describe(column->schema.raw) +
+          " (plain integers) but this ledger's times are timestamps in " +
+          std::string(ar::unit_name(state_->time_unit())) + ": pass Arrow timestamps of that unit, or say unit='" +
+          std::string(ar::unit_name(state_->time_unit())) + "' to read the integers in it");
   }
   if (type.time == 't' && type.unit != state_->time_unit()) {
     wrong("timestamps are " + ar::describe(column->schema.raw) + " but this ledger's times are " +
@@ -278,13 +284,13 @@ std::vector<std::int64_t> py_ledger::read_times(nb::handle timestamps, std::int6
   return out;
 }
 
-balance_result py_ledger::query(nb::handle accounts, nb::handle timestamps) const {
+balance_result py_ledger::query(nb::handle accounts, nb::handle timestamps, bool plain_ok) const {
   std::int64_t account_count = 0;
   std::int64_t time_count = 0;
   const std::int64_t* times_in_place = nullptr;
   nb::object keep;
   std::vector<gc::account_index> resolved = resolve_accounts(accounts, account_count);
-  std::vector<std::int64_t> times = read_times(timestamps, time_count, times_in_place, keep);
+  std::vector<std::int64_t> times = read_times(timestamps, time_count, times_in_place, keep, plain_ok);
   if (account_count >= 0 && time_count >= 0 && account_count != time_count) {
     throw nb::value_error(("accounts and timestamps differ in length (" +
                            std::to_string(account_count) + " and " + std::to_string(time_count) +

@@ -145,7 +145,19 @@ def test_timestamps_with_units():
                     dtype="datetime64[us]")
     assert ledger.balances("a", when).to_pylist() == [10, 7, None]
     assert ledger.balances("a", pa.array(when.astype(np.int64), pa.timestamp("us"))).to_pylist() == [10, 7, None]
-    assert ledger.balances("a", when.astype(np.int64)).to_pylist() == [10, 7, None]  # integers in the ledger's unit
+    # Plain integers are refused unless the unit is said: seconds never read as microseconds.
+    with pytest.raises(TypeError, match="say unit='us'"):
+        ledger.balances("a", [86400])
+    with pytest.raises(TypeError, match="say unit='us'"):
+        ledger.balances("a", pa.array([86400], pa.int64()))
+    with pytest.raises(TypeError, match="say unit='us'"):
+        ledger.balance("a", 86400)
+    with pytest.raises(TypeError, match="nothing is converted"):
+        ledger.balances("a", [1], unit="s")
+    assert ledger.balances("a", when.astype(np.int64), unit="us").to_pylist() == [10, 7, None]
+    assert ledger.balances("a", pa.array(when.astype(np.int64)), unit="us").to_pylist() == [10, 7, None]
+    assert ledger.balance("a", 1_000_000, unit="us") == 7
+    assert ledger.balance("a", np.datetime64("1970-01-01T00:00:01", "us")) == 7
     assert ledger.intervals().schema.field("begin").type == pa.timestamp("us", tz="UTC")
     with pytest.raises(TypeError, match="datetime64\\[ns\\]"):
         ledger.balances("a", when.astype("datetime64[ns]"))
