@@ -142,6 +142,8 @@ class Ledger:
         timestamp, and then ``expiration`` must be a duration of the same unit; queries
         then take plain integers in that unit, or timestamps of that unit.
         """
+        if type(data).__name__ == "LazyFrame" and hasattr(data, "collect"):
+            raise TypeError("a Polars LazyFrame is a query, not data: pass lazy_frame.collect()")
         if not hasattr(data, "__arrow_c_stream__"):
             raise TypeError(
                 f"expected an object with __arrow_c_stream__ (pyarrow, Polars, pandas, DuckDB), not {type(data).__name__}"
@@ -293,6 +295,17 @@ class Ledger:
             row = int(np.argmax(array > _INT64_MAX))
             reason = "timestamp out of int64 range"
             raise InputError(f"timestamps: row {row}: {reason}", "timestamps", None, row, reason)
+        if kind == "f":  # as from Arrow: whole numbers only, NaN is missing (pandas writes gaps so)
+            bad = np.isnan(array)
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise InputError(f"timestamps: row {row}: missing timestamp", "timestamps", None, row, "missing timestamp")
+            bad = (array != np.floor(array)) | (np.abs(array) >= 2.0**63)
+            if bad.any():
+                row = int(np.argmax(bad))
+                reason = "timestamp is not an integer"
+                raise InputError(f"timestamps: row {row}: {reason}", "timestamps", None, row, reason)
+            return np.ascontiguousarray(array.astype(np.int64)), True
         if kind not in "iu":
             raise TypeError(f"timestamps must be integers, not {array.dtype}")
         return np.ascontiguousarray(array, dtype=np.int64), True
@@ -328,7 +341,13 @@ def _row_count(data: Any) -> int:
 
 
 def _accounts_arg(accounts: Any) -> Any:
-    if isinstance(accounts, (str, list)) or _is_arrow(accounts):
+    if isinstance(accounts, (str, list)):
+        return accounts
+    if type(accounts).__module__.split(".")[0] == "pandas" and getattr(accounts, "dtype", None) == object:
+        # An object column may hold anything: read it as a list, under the list's rule
+        # (None: InputError with its row; not a str: TypeError with its row).
+        return list(accounts)
+    if _is_arrow(accounts):
         return accounts
     array = np.asarray(accounts)
     if array.ndim != 1:

@@ -55,9 +55,13 @@ void read_arrow_events(ledger_state& state, ArrowArrayStream& stream, const std:
     types[static_cast<std::size_t>(i)] = ar::parse_type(*s.children[i]);
   }
   const auto require = [&](int index, const char* name, bool text) {
-    if (index < 0) {
-      fail(std::string("missing column '") + name +
-           "' (columns: op, account, credit_id, timestamp, amount, expiration)");
+    if (index < 0) {  // what the user gave, beside what is expected
+      std::string given;
+      for (std::int64_t i = 0; i < s.n_children; ++i) {
+        given += (i == 0 ? "" : ", ") + std::string(s.children[i]->name != nullptr ? s.children[i]->name : "");
+      }
+      fail(std::string("missing column '") + name + "': the source has " + (given.empty() ? "no columns" : given) +
+           "; expected op, account, credit_id, timestamp, amount, expiration (or ticks)");
     }
     const ar::column_type& t = types[static_cast<std::size_t>(index)];
     if (t.is_null_type()) return;  // every row null: each row says what is missing

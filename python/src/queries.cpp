@@ -140,6 +140,7 @@ std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
     std::vector<std::string_view> views(n);
     for (std::size_t i = 0; i < n; ++i) {
       PyObject* item = PyList_GET_ITEM(accounts.ptr(), static_cast<Py_ssize_t>(i));
+      if (item == Py_None) throw row_error("accounts", i, "missing account");  // as from Arrow
       if (PyUnicode_Check(item) == 0) {
         throw nb::type_error(("accounts: row " + std::to_string(i) + ": account must be str, not " +
                               Py_TYPE(item)->tp_name)

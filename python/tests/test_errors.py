@@ -65,7 +65,8 @@ def test_bad_utf8_in_a_column():
     "data, reason",
     [
         (pa.table({"op": ["add"], "account": ["a"], "timestamp": [0], "expiration": [1]}),
-         "missing column 'amount' (columns: op, account, credit_id, timestamp, amount, expiration)"),
+         "missing column 'amount': the source has op, account, timestamp, expiration; "
+         "expected op, account, credit_id, timestamp, amount, expiration (or ticks)"),
         (table(amount=["10", "3"]), "column 'amount' must be integer, not string"),
         (table(account=[1, 2]), "column 'account' must be text, not int64"),
         (table(timestamp=pa.array([0, 5], pa.timestamp("s"))),
@@ -109,8 +110,17 @@ def test_bad_queries():
         gpucredit.Ledger(table(timestamp=pa.array([0, 5], pa.timestamp("s")),
                                expiration=pa.array([100, None], pa.duration("s")))).balances(
             "a", np.array(["1970-01-01", "NaT"], dtype="datetime64[s]"))
-    with pytest.raises(TypeError):
+    # One rule for every shape (issue: lists, NumPy, pandas and Arrow used to differ).
+    with pytest.raises(InputError) as info:
         ledger.balances(["a"], [1.5])
+    assert (info.value.row, info.value.reason) == (0, "timestamp is not an integer")
+    with pytest.raises(InputError) as info:
+        ledger.balances(["a", "a"], np.array([1.0, np.nan]))
+    assert (info.value.row, info.value.reason) == (1, "missing timestamp")
+    assert ledger.balances(["a", "a"], np.array([1.0, 5.0])).to_pylist() == ledger.balances(["a", "a"], [1, 5]).to_pylist()
+    with pytest.raises(InputError) as info:
+        ledger.balances(["a", None], [1, 2])
+    assert (info.value.source, info.value.row, info.value.reason) == ("accounts", 1, "missing account")
     with pytest.raises(TypeError):
         ledger.balances([1], [1])
     with pytest.raises(TypeError):
@@ -140,3 +150,17 @@ def test_a_failed_build_leaves_nothing(tmp_path):
         ledger = gpucredit.Ledger(path)
     assert path.read_bytes() == before  # input untouched
     assert ledger.balance("a", 5) == 7  # the name still holds the earlier, whole ledger
+
+
+def test_pandas_and_polars_inputs_follow_the_same_rules():
+    import pandas as pd
+    import polars as pl
+
+    ledger = gpucredit.Ledger(table())
+    with pytest.raises(InputError) as info:
+        ledger.balances(pd.Series(["a", None], dtype=object), [1, 2])
+    assert (info.value.source, info.value.row, info.value.reason) == ("accounts", 1, "missing account")
+    with pytest.raises(TypeError, match="accounts: row 1: account must be str, not int"):
+        ledger.balances(pd.Series(["a", 7], dtype=object), [1, 2])
+    with pytest.raises(TypeError, match=r"\.collect\(\)"):
+        gpucredit.Ledger(pl.from_arrow(table()).lazy())
