@@ -112,6 +112,31 @@ TEST_F(Cli, ReportListsAccountsWithoutEvents) {
   EXPECT_NE(read_file(dir_ / "r" / "balances.csv").find("nobody,0,\n"), std::string::npos);
 }
 
+TEST_F(Cli, ReportTakesDatesAndDurationsWithATimeUnit) {
+  const std::string base = cli + " report --events " + quote(examples / "events.csv") + " --quiet";
+  // 2026-10-01 is 1790812800 s; 1d is 86400 s, or 86400000 ms.
+  ASSERT_EQ(run(base + " --from 1790812800 --to 1791072000 --every 86400 --out " + quote(dir_ / "ints"), dir_).exit_code, 0);
+  ASSERT_EQ(run(base + " --time-unit s --from 2026-10-01 --to 2026-10-04T00:00:00Z --every 1d --out " + quote(dir_ / "dates"),
+                dir_)
+                .exit_code,
+            0);
+  EXPECT_EQ(read_file(dir_ / "dates" / "balances.csv"), read_file(dir_ / "ints" / "balances.csv"));
+  const test::run_result ms = run(base + " --time-unit ms --from 1970-01-01T00:00:01 --to 1970-01-01T00:00:02 --every 500ms"
+                                         " --out " + quote(dir_ / "ms"),
+                                  dir_);
+  ASSERT_EQ(ms.exit_code, 0) << ms.err;
+  EXPECT_NE(read_file(dir_ / "ms" / "balances.csv").find(",1500,"), std::string::npos);
+  const test::run_result half = run(base + " --time-unit s --from 0 --to 10 --every 500ms --out " + quote(dir_ / "x"), dir_);
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_EQ(half.err, "--every: '500ms' is not a whole number of s\n");
+  const test::run_result bad = run(base + " --time-unit s --from 2026-02-30 --to 0 --every 1 --out " + quote(dir_ / "x"), dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("neither an int64 nor a UTC date"), std::string::npos) << bad.err;
+  // Without --time-unit only integers are read.
+  EXPECT_EQ(run(base + " --from 2026-10-01 --to 0 --every 1 --out " + quote(dir_ / "x"), dir_).exit_code, 2);
+  EXPECT_FALSE(fs::exists(dir_ / "x"));
+}
+
 TEST_F(Cli, UnavailableBackendExits2) {
   if (backend_available(backend::cuda)) GTEST_SKIP() << "a CUDA device is present";
   const test::run_result r = run(balances_of("seed-example-2") + " --out - --backend cuda", dir_);

@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
@@ -35,6 +37,110 @@ struct report_args {
 };
 
 using wide = total_t;  // fleet-wide sums may pass int64 (SPEC section 11)
+
+// Units per second of a --time-unit.
+std::int64_t per_second(const std::string& unit) {
+  return unit == "s" ? 1 : unit == "ms" ? 1'000 : unit == "us" ? 1'000'000 : 1'000'000'000;
+}
+
+// `seconds` x `scale` + `extra`, or input_error naming `flag` past int64.
+timestamp_t scaled(const std::string& flag, const std::string& text, std::int64_t seconds, std::int64_t scale,
+                   std::int64_t extra = 0) {
+  const total_t value = total_t{seconds} * scale + extra;
+  if (value > timestamp_max || value < timestamp_min) throw input_error(flag, 0, "'" + text + "' is beyond int64 in this unit");
+  return static_cast<timestamp_t>(value);
+}
+
+// A grid time as people read it: the integer, or with --time-unit its UTC date and time.
+std::string shown_time(timestamp_t t, const std::string& unit) {
+  if (unit.empty()) return std::to_string(t);
+  const std::int64_t scale = per_second(unit);
+  std::int64_t seconds = t / scale;
+  if (t % scale < 0) --seconds;  // floor toward the past
+  std::int64_t days = seconds / 86400;
+  std::int64_t rest = seconds % 86400;
+  if (rest < 0) {
+    rest += 86400;
+    --days;
+  }
+  const std::chrono::year_month_day day{std::chrono::sys_days{std::chrono::days{days}}};
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02lld:%02lld:%02lldZ", static_cast<int>(day.year()),
+                static_cast<unsigned>(day.month()), static_cast<unsigned>(day.day()), static_cast<long long>(rest / 3600),
+                static_cast<long long>(rest % 3600 / 60), static_cast<long long>(rest % 60));
+  return text;
+}
+
+// An int64, or with --time-unit a UTC date: 2026-10-01, 2026-10-01T12:00, 2026-10-01T12:00:00
+// (a final Z allowed), read into the unit.
+timestamp_t parse_time_flag(const std::string& flag, const std::string& text, const std::string& unit) {
+  if (unit.empty() || text.find('-', 1) == std::string::npos) return parse_flag_int(flag, text);
+  // YYYY-MM-DD, then optionally THH:MM, :SS and Z, and nothing else.
+  std::size_t at = 0;
+  bool shape = true;
+  auto number = [&](std::size_t width) {
+    int value = 0;
+    const std::size_t end = at + width;
+    if (end > text.size()) shape = false;
+    for (; shape && at < end; ++at) {
+      if (std::isdigit(static_cast<unsigned char>(text[at])) == 0) shape = false;
+      value = value * 10 + (text[at] - '0');
+    }
+    return value;
+  };
+  auto literal = [&](char c) {
+    if (at < text.size() && text[at] == c) {
+      ++at;
+      return true;
+    }
+    return false;
+  };
+  int h = 0, mi = 0, sec = 0;
+  const int y = number(4);
+  shape = shape && literal('-');
+  const int mo = number(2);
+  shape = shape && literal('-');
+  const int d = number(2);
+  if (shape && literal('T')) {
+    h = number(2);
+    shape = shape && literal(':');
+    mi = number(2);
+    if (shape && literal(':')) sec = number(2);
+    literal('Z');
+  }
+  shape = shape && at == text.size();
+  const std::chrono::year_month_day day{std::chrono::year{y}, std::chrono::month{static_cast<unsigned>(mo)},
+                                        std::chrono::day{static_cast<unsigned>(d)}};
+  if (!shape || !day.ok() || h > 23 || mi > 59 || sec > 59) {
+    throw input_error(flag, 0, "'" + text + "' is neither an int64 nor a UTC date (2026-10-01, 2026-10-01T12:00:00Z)");
+  }
+  const std::int64_t days = std::chrono::sys_days(day).time_since_epoch().count();
+  return scaled(flag, text, days * 86400 + h * 3600 + mi * 60 + sec, per_second(unit));
+}
+
+// An int64, or with --time-unit a duration: a whole number of w, d, h, m, s, ms, us or ns
+// that is a whole number of the unit (500ms with --time-unit s is refused).
+timestamp_t parse_duration_flag(const std::string& flag, const std::string& text, const std::string& unit) {
+  if (unit.empty() || text.empty() || std::isdigit(static_cast<unsigned char>(text.back())) != 0) {
+    return parse_flag_int(flag, text);
+  }
+  std::size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits])) != 0) ++digits;
+  const std::string suffix = text.substr(digits);
+  static constexpr std::pair<const char*, std::int64_t> suffixes[] = {  // in nanoseconds
+      {"w", 604'800'000'000'000}, {"d", 86'400'000'000'000}, {"h", 3'600'000'000'000}, {"m", 60'000'000'000},
+      {"s", 1'000'000'000},       {"ms", 1'000'000},         {"us", 1'000},             {"ns", 1}};
+  for (const auto& [name, ns] : suffixes) {
+    if (suffix != name || digits == 0) continue;
+    const std::int64_t count = parse_flag_int(flag, text.substr(0, digits));
+    const std::int64_t ns_per_unit = 1'000'000'000 / per_second(unit);
+    if (ns % ns_per_unit != 0) {
+      throw input_error(flag, 0, "'" + text + "' is not a whole number of " + unit);
+    }
+    return scaled(flag, text, count, ns / ns_per_unit);
+  }
+  throw input_error(flag, 0, "'" + text + "' is neither an int64 nor a duration (1d, 6h, 30m, 15s, 500ms; w d h m s ms us ns)");
+}
 
 // The report's directory: refused up front when the path is something else than a
 // directory; created (with missing parents) only once everything is ready to write, and
@@ -78,9 +184,9 @@ class report_dir {
 // the window (from, to]) in DIR; both are complete before either replaces a file.
 int run_report(const report_args& args) {
   const backend chosen = select_backend(args.backend_name);
-  const timestamp_t from = parse_flag_int("--from", args.from);
-  const timestamp_t to = parse_flag_int("--to", args.to);
-  const timestamp_t every = parse_flag_int("--every", args.every);
+  const timestamp_t from = parse_time_flag("--from", args.from, args.time_unit);
+  const timestamp_t to = parse_time_flag("--to", args.to, args.time_unit);
+  const timestamp_t every = parse_duration_flag("--every", args.every, args.time_unit);
   if (from > to) throw input_error("--from", 0, "is after --to");
   if (every <= 0) throw input_error("--every", 0, "must be positive");
   const std::vector<timestamp_t> grid = report_grid(from, to, every);  // refuses grids too large
@@ -119,7 +225,7 @@ int run_report(const report_args& args) {
   tools::report_page page;
   page.title = "gpucredit report: " + std::filesystem::path(args.events).filename().string() + ", " +
                std::to_string(names.size()) + " accounts, " + std::to_string(grid.size()) + " times from " +
-               std::to_string(from) + " to " + std::to_string(to);
+               shown_time(from, args.time_unit) + " to " + shown_time(to, args.time_unit);
   page.time_unit = args.time_unit;
   page.grid = grid;
   std::vector<std::uint32_t> index_of(names.size(), account_none);
@@ -239,15 +345,18 @@ command add_report(CLI::App& app) {
       "(account,balance_from,granted,consumed,expired,shortfall,rejected,balance_to over (FROM, TO]; "
       "balance_to = balance_from + granted - consumed - expired) and DIR/report.html (charts, opens offline)");
   cmd->add_option("--events", args->events, "Events CSV")->required();
-  cmd->add_option("--from", args->from, "Start of the window and of the grid")->required();
-  cmd->add_option("--to", args->to, "End of the window; the grid stops at or before it")->required();
-  cmd->add_option("--every", args->every, "Grid step (> 0)")->required();
+  cmd->add_option("--from", args->from, "Start of the window and of the grid (an int64; a UTC date with --time-unit)")
+      ->required();
+  cmd->add_option("--to", args->to, "End of the window; the grid stops at or before it (an int64, or a date)")->required();
+  cmd->add_option("--every", args->every, "Grid step > 0 (an int64; a duration such as 1d with --time-unit)")->required();
   cmd->add_option("--accounts", args->accounts, "Only these accounts: a CSV with the header 'account'");
   cmd->add_option("--out", args->out, "Output directory (created if missing)")->required();
   add_policy_option(*cmd, args->policy);
   add_expiration_option(*cmd, args->expiration);
   cmd->add_option("--backend", args->backend_name, "Query backend: auto, cpu or cuda")->capture_default_str();
-  cmd->add_option("--time-unit", args->time_unit, "Unit of the timestamps, to show UTC dates in args->html")
+  cmd->add_option("--time-unit", args->time_unit,
+                  "Unit of the timestamps: report.html shows UTC dates, and --from/--to may be dates "
+                  "(2026-10-01, 2026-10-01T12:00:00Z) and --every a duration (1d, 6h, 30m, 15s, 500ms)")
       ->check(CLI::IsMember({"s", "ms", "us", "ns"}));
   cmd->add_flag("--quiet", args->quiet, "No progress on standard error (shown only on a terminal)");
   return {cmd, [args] { return run_report(*args); }};
