@@ -467,6 +467,31 @@ TEST_F(Cli, ReportHtmlRendersInChromiumWithoutScriptErrors) {
   EXPECT_NE(dom.out.find("1970-01-01T"), std::string::npos) << "times shown as UTC dates";
 }
 
+TEST_F(Cli, ReportPageStaysSmallAndRendersOnFineGrids) {
+  // --every 10 over 30 days: 259,201 grid times. The page draws at most 1,500 points a
+  // chart (the CSVs keep every value), says so, and its script still finishes.
+  const fs::path out = dir_ / "fine";
+  ASSERT_EQ(run(cli + " report --events " + quote(examples / "events.csv") + " --from 0 --to 2592000 --every 10 --time-unit s" +
+                    " --quiet --out " + quote(out),
+                dir_)
+                .exit_code,
+            0);
+  EXPECT_LT(fs::file_size(out / "report.html"), std::uintmax_t{1} << 20);
+  EXPECT_EQ(std::count(std::istreambuf_iterator<char>(*std::make_unique<std::ifstream>(out / "balances.csv")),
+                       std::istreambuf_iterator<char>(), '\n'),
+            1 + 3 * 259201);
+  const std::string html = read_file(out / "report.html");
+  EXPECT_NE(html.find("\"per_point\":173"), std::string::npos);
+  if (std::system("command -v chromium >/dev/null 2>&1") != 0) GTEST_SKIP() << "chromium is not installed";
+  const test::run_result dom =
+      run("HOME=" + quote(dir_) + " timeout 120 chromium --headless --no-sandbox --disable-gpu --dump-dom " +
+              quote("file://" + (out / "report.html").string()),
+          dir_);
+  ASSERT_EQ(dom.exit_code, 0) << dom.err;
+  EXPECT_NE(dom.out.find("data-report=\"ok\""), std::string::npos) << "the script did not finish cleanly";
+  EXPECT_NE(dom.out.find("each point drawn stands for 173"), std::string::npos);
+}
+
 TEST_F(Cli, ReportProgressOnlyOnATerminal) {
   const std::string command = cli + " report --events " + quote(examples / "events.csv") +
                               " --from 0 --to 100 --every 10 --out " + quote(dir_ / "r");
