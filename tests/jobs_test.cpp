@@ -22,10 +22,7 @@ namespace {
 using test::naive_event;
 using test::wide;
 
-std::uint64_t base_seed() {
-  const char* env = std::getenv("GPUCREDIT_TEST_SEED");
-  return env != nullptr ? std::strtoull(env, nullptr, 10) : 20261202;
-}
+std::uint64_t base_seed() { return test::base_seed(20261202); }
 
 using test::account_name;
 using test::probe_times;

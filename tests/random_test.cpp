@@ -27,10 +27,7 @@ namespace {
 using test::naive_event;
 using test::wide;
 
-std::uint64_t base_seed() {
-  const char* env = std::getenv("GPUCREDIT_TEST_SEED");
-  return env != nullptr ? std::strtoull(env, nullptr, 10) : 20261129;
-}
+std::uint64_t base_seed() { return test::base_seed(20261129); }
 
 struct profile {
   int accounts_max;

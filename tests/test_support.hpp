@@ -76,6 +76,12 @@ inline std::string cli_path() {
 
 inline std::string quote(const fs::path& path) { return "'" + path.string() + "'"; }
 
+/// The randomized tests' base seed: GPUCREDIT_TEST_SEED when set, else `fallback`.
+inline std::uint64_t base_seed(std::uint64_t fallback) {
+  const char* env = std::getenv("GPUCREDIT_TEST_SEED");
+  return env != nullptr ? std::strtoull(env, nullptr, 10) : fallback;
+}
+
 /// The account name the randomized tests give account number `account`.
 inline std::string account_name(int account) { return "acct-" + std::to_string(account); }
 

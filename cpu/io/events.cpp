@@ -132,11 +132,6 @@ void dictionary::pop_last() {
   last_ = 0;
 }
 
-bool dictionary::contains_fast(std::string_view name) const {
-  if (last_ < names_.size() && names_[last_] == name) return true;
-  return find(name).has_value();
-}
-
 std::optional<std::uint32_t> dictionary::find(std::string_view name) const {
   if (slots_.empty()) return std::nullopt;
   const slot& s = slots_[probe(name, hash_of(name))];

@@ -122,9 +122,8 @@ struct account_state {
   // through the batch ledger: (call row, timestamp, amount, rejected). A job is one
   // record: its first tick not paid in full and its total (SPEC section 10).
   std::vector<std::tuple<event_row, timestamp_t, amount_t, bool>> unpaid(overdraft_policy policy) const {
-    std::vector<call> by_arrival = calls;
-    std::sort(by_arrival.begin(), by_arrival.end(), [](const call& x, const call& y) { return x.row < y.row; });
-    const ledger_result r = gpucredit::replay(as_events(), policy);
+    const std::vector<call> by_arrival = arrivals();
+    const ledger_result r = gpucredit::replay(as_events(by_arrival), policy);
     std::vector<std::tuple<event_row, timestamp_t, amount_t, bool>> out;
     for (const usage_table* u : {&r.shortfalls, &r.rejections}) {
       for (std::size_t i = 0; i < u->size(); ++i) {
@@ -134,12 +133,17 @@ struct account_state {
     return out;
   }
 
-  // The account's calls as an event table in arrival order: rows are arrivals, as the
-  // batch ledger needs (a job's tick at t comes before an event at t only if the job
-  // arrived first, whatever their timestamps).
-  event_table as_events() const {
+  // The account's calls in arrival order.
+  std::vector<call> arrivals() const {
     std::vector<call> by_arrival = calls;
     std::sort(by_arrival.begin(), by_arrival.end(), [](const call& x, const call& y) { return x.row < y.row; });
+    return by_arrival;
+  }
+
+  // The calls (in arrival order) as an event table: rows are arrivals, as the batch
+  // ledger needs (a job's tick at t comes before an event at t only if the job arrived
+  // first, whatever their timestamps).
+  static event_table as_events(const std::vector<call>& by_arrival) {
     event_table table;
     table.source = "GPUCredit";
     for (const call& c : by_arrival) {
@@ -162,7 +166,7 @@ struct account_state {
   // detail::balance_overflow when a balance would pass int64.
   void meter(overdraft_policy policy) {
     try {
-      metered = std::make_shared<const engine>(engine::create(gpucredit::replay(as_events(), policy)));
+      metered = std::make_shared<const engine>(engine::create(gpucredit::replay(as_events(arrivals()), policy)));
     } catch (const input_error&) {  // the only refusal a replay of valid calls makes
       throw detail::balance_overflow{0, 0};
     }

@@ -252,6 +252,7 @@ class account_replayer {
     event_row row;
     timestamp_t first_unpaid = 0;
     amount_t unpaid = 0;  // so far; <= rate * ticks <= int64
+    bool paid = true;     // in the run being drawn
   };
   template <bool Jobs>
   static void add_event(heap_credits<Jobs>& live, const account_event& e, amount_t& balance, overdraft_policy policy,
@@ -372,9 +373,10 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
       // needs at most the paid total before it plus its rate), and the others, needing
       // more than the balance left them, stay unpaid as the balance falls.
       amount_t paid_rate = 0;
-      std::size_t paid_jobs = jobs_.size();
+      bool all_paid = true;
       if (all_rates <= balance) {
         paid_rate = static_cast<amount_t>(all_rates);
+        for (job& j : jobs_) j.paid = true;
       } else if (policy == overdraft_policy::drain) {
         if (balance == 0) {  // nothing to draw from until the next event
           for (job& j : jobs_) unpaid(j, a, seg_end, j.rate);
@@ -386,12 +388,10 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
         ++a;
         continue;
       } else {  // reject: the jobs the arrival-order check pays at this balance
-        paid_jobs = 0;
-        for (const job& j : jobs_) {
-          if (j.rate <= balance - paid_rate) {
-            paid_rate += j.rate;
-            ++paid_jobs;
-          }
+        all_paid = false;
+        for (job& j : jobs_) {
+          j.paid = j.rate <= balance - paid_rate;
+          if (j.paid) paid_rate += j.rate;
         }
         if (paid_rate == 0) {  // every tick rejected until something changes
           for (job& j : jobs_) unpaid(j, a, seg_end, j.rate);
@@ -410,15 +410,9 @@ void account_replayer::run_with_jobs(std::span<const account_event> events, acco
       metered_.draw_run(a, k, paid_rate);
       balance -= static_cast<amount_t>(k) * paid_rate;
       const timestamp_t last = a + static_cast<timestamp_t>(k - 1);
-      if (paid_jobs != jobs_.size()) {  // reject: the others' ticks are rejected
-        amount_t room = static_cast<amount_t>(balance + static_cast<amount_t>(k) * paid_rate);
-        amount_t taken = 0;
+      if (!all_paid) {  // reject: the others' ticks are rejected
         for (job& j : jobs_) {
-          if (j.rate <= room - taken) {
-            taken += j.rate;
-          } else {
-            unpaid(j, a, last, j.rate);
-          }
+          if (!j.paid) unpaid(j, a, last, j.rate);
         }
       }
       if (last == b || last == timestamp_max) return;

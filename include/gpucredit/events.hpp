@@ -41,8 +41,6 @@ class dictionary {
   void pop_last();
   /// The index of `name`, or nullopt when it was never interned.
   std::optional<std::uint32_t> find(std::string_view name) const;
-  /// Whether `name` was interned (the name interned last is compared first).
-  bool contains_fast(std::string_view name) const;
   /// The name at `index` (must be < size()).
   std::string_view operator[](std::uint32_t index) const { return names_[index]; }
   std::size_t size() const noexcept { return names_.size(); }
