@@ -93,6 +93,20 @@ struct as_u64 {
   __host__ __device__ u64 operator()(i64 v) const { return static_cast<u64>(v); }
 };
 
+// A synthetic step index in device memory (the engine's own index is built from a
+// ledger; the kernels only see an index_view).
+struct device_index {
+  thrust::device_vector<u64> offsets;
+  thrust::device_vector<u32> accounts;
+  thrust::device_vector<i64> times;
+  thrust::device_vector<i64> balances;
+  u64 account_count = 0;
+  index_view view() const {
+    return {thrust::raw_pointer_cast(offsets.data()), thrust::raw_pointer_cast(accounts.data()),
+            thrust::raw_pointer_cast(times.data()), thrust::raw_pointer_cast(balances.data()), nullptr, account_count};
+  }
+};
+
 device_index synthetic_index(u64 breakpoints, u64 per) {
   device_index index;
   index.account_count = breakpoints / per;

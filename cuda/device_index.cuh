@@ -1,12 +1,13 @@
 // Device logic of the CUDA query engine, as Thrust algorithms and __host__ __device__
 // functors only, so that the same source runs on a GPU (nvcc, THRUST_DEVICE_SYSTEM_CUDA)
 // and on the CPU (a host compiler with THRUST_DEVICE_SYSTEM_OMP) for the device-logic
-// tests. Answers queries against the step index (cpu/query/step_index.hpp) uploaded.
+// tests. Answers queries, and report grids, against the step index
+// (cpu/query/step_index.hpp) uploaded. Every function takes raw pointers and a Thrust
+// execution policy; what lives where is engine.cu's business.
 #pragma once
 
 #include <thrust/binary_search.h>
 #include <thrust/copy.h>
-#include <thrust/device_vector.h>
 #include <thrust/execution_policy.h>
 #include <thrust/for_each.h>
 #include <thrust/functional.h>
@@ -72,25 +73,29 @@ struct index_view {
   }
 };
 
+/// The balance of account `a` at `t` by binary search in its breakpoints (0 = none; an
+/// account at or past the index's count answers 0).
+GPUCREDIT_HD inline i64 balance_of(const index_view& index, u32 a, i64 t) {
+  if (a >= index.account_count) return 0;
+  const u64 first = index.offsets[a];
+  u64 lo = first;
+  u64 hi = index.offsets[a + 1];
+  while (lo < hi) {  // first breakpoint later than t
+    const u64 mid = lo + (hi - lo) / 2;
+    if (index.times[mid] <= t) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo == first ? 0 : index.value_at(lo - 1, t);
+}
+
 /// Balance of one query by binary search in its account's breakpoints (0 = none).
 struct search_balance {
   index_view index;
   GPUCREDIT_HD i64 operator()(const thrust::tuple<u32, i64>& query) const {
-    const u32 a = thrust::get<0>(query);
-    const i64 t = thrust::get<1>(query);
-    if (a >= index.account_count) return 0;
-    const u64 first = index.offsets[a];
-    u64 lo = first;
-    u64 hi = index.offsets[a + 1];
-    while (lo < hi) {  // first breakpoint later than t
-      const u64 mid = lo + (hi - lo) / 2;
-      if (index.times[mid] <= t) {
-        lo = mid + 1;
-      } else {
-        hi = mid;
-      }
-    }
-    return lo == first ? 0 : index.value_at(lo - 1, t);
+    return balance_of(index, thrust::get<0>(query), thrust::get<1>(query));
   }
 };
 
@@ -123,24 +128,6 @@ struct scatter_answer {
   }
 };
 
-/// The step index in device memory: the CPU's step index uploaded (built on the host's
-/// cores, where it is tested; the device then holds exactly the index, no build
-/// temporaries), plus the account of every breakpoint for the merge path.
-struct device_index {
-  thrust::device_vector<u64> offsets;
-  thrust::device_vector<u32> accounts;
-  thrust::device_vector<i64> times;
-  thrust::device_vector<i64> balances;
-  thrust::device_vector<i64> slopes;  // empty when every slope is 0
-  u64 account_count = 0;
-
-  index_view view() const {
-    return {thrust::raw_pointer_cast(offsets.data()),  thrust::raw_pointer_cast(accounts.data()),
-            thrust::raw_pointer_cast(times.data()),    thrust::raw_pointer_cast(balances.data()),
-            slopes.empty() ? nullptr : thrust::raw_pointer_cast(slopes.data()), account_count};
-  }
-};
-
 /// Answers `count` queries by binary search; `out[i]` answers query i. `Policy` is the
 /// Thrust execution policy (a stream on CUDA).
 template <class Policy>
@@ -148,13 +135,6 @@ void answer_by_search(const Policy& policy, const index_view& index, const u32* 
                       u64 count, i64* out) {
   auto queries = thrust::make_zip_iterator(thrust::make_tuple(accounts, times));
   thrust::transform(policy, queries, queries + static_cast<std::ptrdiff_t>(count), out, search_balance{index});
-}
-
-/// Whether the queries are sorted by (account, time).
-template <class Policy>
-bool queries_sorted(const Policy& policy, const u32* accounts, const i64* times, u64 count) {
-  auto queries = thrust::make_zip_iterator(thrust::make_tuple(accounts, times));
-  return thrust::is_sorted(policy, queries, queries + static_cast<std::ptrdiff_t>(count), key_less());
 }
 
 /// Answers a batch sorted by (account, time) in one merge of breakpoints and queries,
@@ -174,6 +154,88 @@ void answer_by_merge(const Policy& policy, const index_view& index, u64 breakpoi
   thrust::inclusive_scan(policy, candidates, candidates + static_cast<std::ptrdiff_t>(merged), last, carry_last());
   thrust::for_each(policy, thrust::counting_iterator<u64>(0), thrust::counting_iterator<u64>(merged),
                    scatter_answer{index, tags, last, accounts, times, out});
+}
+
+// ---- report grids (SPEC section 11) --------------------------------------------------
+
+/// An arithmetic grid of times: from + k * every for k < count, in unsigned arithmetic
+/// (no overflow at the ends of int64; see gpucredit::time_grid).
+struct grid_view {
+  i64 from;
+  i64 every;
+  u64 count;
+  GPUCREDIT_HD i64 at(u64 k) const { return static_cast<i64>(static_cast<u64>(from) + k * static_cast<u64>(every)); }
+};
+
+/// A 128-bit two's-complement sum in two words, for fleet totals that may pass int64
+/// (SPEC section 11); the host reads it back as total_t.
+struct wide {
+  u64 lo;
+  u64 hi;
+};
+GPUCREDIT_HD inline wide add(wide a, wide b) {
+  const u64 lo = a.lo + b.lo;
+  return {lo, a.hi + b.hi + (lo < a.lo ? 1U : 0U)};
+}
+GPUCREDIT_HD inline wide widen(i64 v) { return {static_cast<u64>(v), v < 0 ? ~u64{0} : u64{0}}; }
+
+/// Balance i of a grid chunk, account-major: account accounts[i / grid.count] at
+/// grid.at(i % grid.count). Consecutive threads share an account and step forward in
+/// time, so a warp's searches read the same breakpoints.
+struct grid_balance {
+  index_view index;
+  const u32* accounts;
+  grid_view grid;
+  GPUCREDIT_HD i64 operator()(u64 i) const { return balance_of(index, accounts[i / grid.count], grid.at(i % grid.count)); }
+};
+
+/// Accounts summed by one thread of the fleet reduction.
+inline constexpr u64 grid_block_accounts = 256;
+
+/// Partial fleet sum j: grid time j % count over the accounts of block j / count.
+/// Consecutive threads take consecutive times of the same accounts: their reads of the
+/// account-major balances are coalesced.
+struct grid_partial {
+  const i64* balances;  // accounts x grid.count, account-major
+  u64 accounts;
+  u64 times;
+  GPUCREDIT_HD wide operator()(u64 j) const {
+    const u64 k = j % times;
+    const u64 first = (j / times) * grid_block_accounts;
+    const u64 last = first + grid_block_accounts < accounts ? first + grid_block_accounts : accounts;
+    wide sum{0, 0};
+    for (u64 a = first; a < last; ++a) sum = add(sum, widen(balances[a * times + k]));
+    return sum;
+  }
+};
+
+/// Fleet total at grid time k: the partial sums of every block.
+struct grid_total {
+  const wide* partials;  // blocks x times
+  u64 blocks;
+  u64 times;
+  GPUCREDIT_HD wide operator()(u64 k) const {
+    wide sum{0, 0};
+    for (u64 b = 0; b < blocks; ++b) sum = add(sum, partials[b * times + k]);
+    return sum;
+  }
+};
+
+/// The balances of `account_count` accounts at every time of `grid` into `balances`
+/// (account-major), and their fleet totals per time into `totals` (grid.count values);
+/// `partials` is scratch of blocks x grid.count, blocks = ceil(accounts / 256). All
+/// asynchronous on a non-blocking policy.
+template <class Policy>
+void answer_grid(const Policy& policy, const index_view& index, const u32* accounts, u64 account_count,
+                 const grid_view& grid, i64* balances, wide* partials, wide* totals) {
+  const u64 cells = account_count * grid.count;
+  thrust::transform(policy, thrust::counting_iterator<u64>(0), thrust::counting_iterator<u64>(cells), balances,
+                    grid_balance{index, accounts, grid});
+  const u64 blocks = (account_count + grid_block_accounts - 1) / grid_block_accounts;
+  thrust::transform(policy, thrust::counting_iterator<u64>(0), thrust::counting_iterator<u64>(blocks * grid.count),
+                    partials, grid_partial{balances, account_count, grid.count});
+  thrust::transform(policy, thrust::counting_iterator<u64>(0), thrust::counting_iterator<u64>(grid.count), totals,
+                    grid_total{partials, blocks, grid.count});
 }
 
 }  // namespace gpucredit::device

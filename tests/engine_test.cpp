@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <limits>
+#include <optional>
 #include <random>
 
 #include "cpu/query/engine_impl.hpp"
@@ -288,6 +290,173 @@ TEST(CudaBackend, AnswersLikeTheCpuAtScale) {
     const auto [accounts, times] = random_queries(rng, 400000, 5000, sorted);
     EXPECT_EQ(tested.balances(accounts, times), reference.balances(accounts, times)) << (sorted ? "sorted" : "unsorted");
   }
+}
+
+// Rows some of which draw at a rate (jobs, SPEC section 10): each sloped row stays
+// positive over its span.
+interval_table random_sloped_rows(std::mt19937_64& rng, std::size_t count, account_index accounts) {
+  interval_table rows;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto a = static_cast<account_index>(rng() % accounts);
+    const timestamp_t b = static_cast<timestamp_t>(rng() % 100000) - 50000;
+    const amount_t v = 1 + static_cast<amount_t>(rng() % 100000);
+    const amount_t slope = rng() % 3 == 0 ? 1 + static_cast<amount_t>(rng() % 20) : 0;
+    const timestamp_t span = static_cast<timestamp_t>(rng() % 5000);
+    const timestamp_t e = slope == 0 ? b + span : b + std::min<timestamp_t>(span, (v - 1) / slope);
+    rows.push(a, static_cast<event_row>(i), b, e, v, slope);
+  }
+  return rows;
+}
+
+// The grid through point queries on the CPU engine: what engine::grid must equal.
+void grid_by_points(const engine& cpu, std::span<const account_index> accounts, const time_grid& g,
+                    std::vector<total_t>& fleet, std::vector<amount_t>& balances) {
+  std::vector<account_index> qa;
+  std::vector<timestamp_t> qt;
+  for (const account_index a : accounts) {
+    for (std::size_t k = 0; k < g.count; ++k) {
+      qa.push_back(a);
+      qt.push_back(g.at(k));
+    }
+  }
+  balances = cpu.balances(qa, qt);
+  fleet.assign(g.count, 0);
+  for (std::size_t q = 0; q < balances.size(); ++q) fleet[q % g.count] += balances[q];
+}
+
+TEST(Engine, GridsEqualPointQueriesOnEveryBackend) {
+  // Small chunks make the device engine cut the grid into many chunks of accounts, and
+  // grids longer than a chunk into slices of times.
+  ::setenv("GPUCREDIT_DEVICE_BATCH", "1024", 1);
+  std::mt19937_64 rng(31);
+  for (const bool sloped : {false, true}) {
+    const interval_table rows = sloped ? random_sloped_rows(rng, 6000, 300) : random_rows(rng, 6000, 300);
+    const engine cpu = engine::create(rows, 300, backend::cpu);
+    const engine tested = engine::create(rows, 300, test::backend_under_test());
+    std::vector<account_index> accounts;
+    for (int i = 0; i < 700; ++i) accounts.push_back(static_cast<account_index>(rng() % 310));  // some unknown
+    accounts.push_back(account_none);
+    for (const time_grid g : {time_grid{-60000, 997, 130}, time_grid{-50000, 1, 3000}, time_grid{7, 5, 1},
+                              time_grid{timestamp_min, std::numeric_limits<timestamp_t>::max() / 3, 4}}) {
+      std::vector<total_t> want_fleet;
+      std::vector<amount_t> want;
+      grid_by_points(cpu, accounts, g, want_fleet, want);
+      std::vector<total_t> fleet(g.count, 99);
+      std::vector<amount_t> got(accounts.size() * g.count, -1);
+      tested.grid(accounts, g, fleet, got);
+      ASSERT_EQ(got, want) << (sloped ? "sloped " : "") << "grid from " << g.from << " every " << g.every;
+      ASSERT_TRUE(fleet == want_fleet) << "fleet totals";
+      std::vector<total_t> fleet_only(g.count, 99);
+      tested.grid(accounts, g, fleet_only);  // only the totals come back
+      ASSERT_TRUE(fleet_only == want_fleet) << "fleet totals without balances";
+    }
+  }
+  ::unsetenv("GPUCREDIT_DEVICE_BATCH");
+}
+
+TEST(Engine, GridTotalsPassInt64Exactly) {
+  // Three accounts at the largest balance: the fleet holds 3 x int64 max, exactly.
+  interval_table rows;
+  for (account_index a = 0; a < 3; ++a) rows.push(a, a, 0, 100, amount_max);
+  const engine tested = engine::create(rows, 3, test::backend_under_test());
+  const std::vector<account_index> accounts{0, 1, 2, 1};
+  std::vector<total_t> fleet(3);
+  tested.grid(accounts, time_grid{-50, 50, 3}, fleet);
+  EXPECT_TRUE(fleet[0] == 0);
+  EXPECT_TRUE(fleet[1] == total_t{amount_max} * 4);
+  EXPECT_TRUE(fleet[2] == total_t{amount_max} * 4);
+  EXPECT_EQ(to_decimal(fleet[1]), "36893488147419103228");
+}
+
+TEST(Engine, GridRefusesWrongSizes) {
+  const engine e = engine::create(table_of({{0, 0, 9, 5}}), 1, test::backend_under_test());
+  const std::vector<account_index> accounts{0, 0};
+  std::vector<total_t> fleet(3);
+  std::vector<amount_t> balances(5);
+  EXPECT_THROW(e.grid(accounts, time_grid{0, 1, 3}, fleet, balances), error);
+  std::vector<total_t> short_fleet(2);
+  EXPECT_THROW(e.grid(accounts, time_grid{0, 1, 3}, short_fleet), error);
+  EXPECT_THROW(e.grid(accounts, time_grid{0, 0, 3}, fleet), error);
+}
+
+TEST(Engine, CostModelPlacementAnswersTheSame) {
+  // Under "auto" a CUDA engine places each batch by the cost model (the device, or the
+  // host's copy of the index): the answers are the same bytes either way.
+  std::mt19937_64 rng(41);
+  const interval_table rows = random_sloped_rows(rng, 20000, 500);
+  const engine cpu = engine::create(rows, 500, backend::cpu);
+  engine_options options;
+  options.where = test::backend_under_test();
+  options.place = placement::cost_model;
+  const engine tested = engine::create(rows, 500, options);
+  for (const std::size_t count : {std::size_t{3}, std::size_t{200000}}) {
+    for (const bool sorted : {false, true}) {
+      const auto [accounts, times] = random_queries(rng, count, 500, sorted);
+      ASSERT_EQ(tested.balances(accounts, times), cpu.balances(accounts, times)) << count;
+    }
+  }
+  std::vector<account_index> accounts(500);
+  for (account_index a = 0; a < 500; ++a) accounts[a] = a;
+  std::vector<total_t> want(40);
+  std::vector<total_t> got(40);
+  cpu.grid(accounts, time_grid{-50000, 2500, 40}, want);
+  tested.grid(accounts, time_grid{-50000, 2500, 40}, got);
+  EXPECT_TRUE(got == want);
+}
+
+TEST(DeviceEngine, ShardsAcrossDevicesAnswerTheSame) {
+  // The device engine cuts the accounts into one shard per device. The device-logic
+  // build has two host-memory devices (GPUCREDIT_OMP_DEVICES); on a GPU machine this
+  // runs with the devices it has.
+  if (test::backend_under_test() != backend::cuda) GTEST_SKIP() << "the CUDA backend is not under test";
+  std::mt19937_64 rng(43);
+  const interval_table rows = random_sloped_rows(rng, 30000, 997);
+  const engine cpu = engine::create(rows, 997, backend::cpu);
+  const auto [accounts, times] = random_queries(rng, 100000, 997, false);
+  const std::vector<amount_t> want = cpu.balances(accounts, times);
+  std::vector<account_index> all(1000);
+  for (account_index a = 0; a < 1000; ++a) all[a] = 999 - a;  // some unknown, reversed
+  std::vector<total_t> want_fleet(25);
+  std::vector<amount_t> want_grid(all.size() * 25);
+  cpu.grid(all, time_grid{-51000, 4000, 25}, want_fleet, want_grid);
+  for (const std::vector<int>& devices : {std::vector<int>{0}, std::vector<int>{1}, std::vector<int>{0, 1},
+                                          std::vector<int>{1, 0, 1}}) {
+    engine_options options;
+    options.where = backend::cuda;
+    options.devices = devices;
+    std::optional<engine> tested;
+    try {
+      tested.emplace(engine::create(rows, 997, options));
+    } catch (const backend_unavailable& e) {
+      GTEST_SKIP() << "fewer devices here: " << e.what();
+    }
+    EXPECT_EQ(detail::engine_access::index(*tested).times, step_index::build(rows, 997).times);
+    ASSERT_EQ(tested->balances(accounts, times), want) << devices.size() << " devices";
+    std::vector<total_t> fleet(25);
+    std::vector<amount_t> grid(all.size() * 25);
+    tested->grid(all, time_grid{-51000, 4000, 25}, fleet, grid);
+    ASSERT_EQ(grid, want_grid);
+    ASSERT_TRUE(fleet == want_fleet);
+  }
+}
+
+TEST(DeviceEngine, NamedDevicesThatCannotBeUsedAreRefused) {
+  if (!detail::device_engine_built()) GTEST_SKIP() << "no device engine in this build";
+  engine_options options;
+  options.where = backend::cuda;
+  options.devices = {4096};
+  try {
+    (void)engine::create(table_of({{0, 0, 9, 5}}), 1, options);
+    FAIL() << "device 4096 was accepted";
+  } catch (const backend_unavailable& e) {
+    // With devices here the message names the one asked for; without, it says why none.
+    const std::string said = e.what();
+    EXPECT_NE(said.find(backend_available(backend::cuda) ? "4096" : "cannot run here"), std::string::npos) << said;
+  }
+  EXPECT_THROW((void)parse_devices("0,x"), backend_unavailable);
+  EXPECT_THROW((void)parse_devices(""), backend_unavailable);
+  EXPECT_EQ(parse_devices("2,0"), (std::vector<int>{2, 0}));
+  EXPECT_THROW((void)resolve_engine("cpu", {0}), backend_unavailable);
 }
 
 TEST(Engine, BackendNames) {

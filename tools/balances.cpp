@@ -58,12 +58,13 @@ struct balances_args {
   std::string out;
   std::string policy = "drain";
   std::string backend_name = "auto";
+  std::string devices;
   std::string unpaid;
   bool timings = false;
 };
 
 int run_balances(const balances_args& args) {
-  const backend chosen = select_backend(args.backend_name);
+  const engine_options chosen = engine_request(args.backend_name, args.devices);
   refuse_clashing_outputs({{"--out", args.out}, {"--unpaid", args.unpaid}}, {args.events, args.queries});
 
   phase_log clock(args.timings);
@@ -80,7 +81,7 @@ int run_balances(const balances_args& args) {
     names_only.accounts = std::move(events.accounts);
     events = std::move(names_only);
   }
-  const engine answers = engine::create(result, chosen);
+  const engine answers = engine::create(result.intervals, result.account_count, chosen);
   result.intervals = interval_table{};
   clock.lap("index");
   const std::vector<account_index> accounts = queries.resolve(events.accounts);
@@ -117,10 +118,7 @@ command add_balances(CLI::App& app) {
   cmd->add_option("--out", args->out, "Output CSV, or - for standard output")->required();
   add_policy_option(*cmd, args->policy);
   add_expiration_option(*cmd, args->expiration);
-  cmd
-      ->add_option("--backend", args->backend_name,
-                   "Query backend: auto, cpu or cuda (auto honours GPUCREDIT_BACKEND)")
-      ->capture_default_str();
+  add_backend_options(*cmd, args->backend_name, args->devices);
   cmd->add_flag("--timings", args->timings,
                          "Print the wall-clock seconds of each phase (read, replay, index, queries, write) to standard error");
   cmd->add_option("--unpaid", args->unpaid,

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "gpucredit/engine.hpp"
 #include "gpucredit/types.hpp"
 
 namespace gpucredit::tools {
@@ -24,6 +25,11 @@ timestamp_t parse_flag_int(const std::string& flag, const std::string& text);
 void add_policy_option(CLI::App& command, std::string& policy);
 /// Adds `--expiration duration|end` bound to `form` (what an add's sixth column holds).
 void add_expiration_option(CLI::App& command, std::string& form);
+/// Adds `--backend auto|cpu|cuda` and `--device LIST` bound to `backend` and `devices`.
+void add_backend_options(CLI::App& command, std::string& backend, std::string& devices);
+/// The engine the two options ask for (gpucredit::resolve_engine). Throws
+/// backend_unavailable.
+engine_options engine_request(const std::string& backend, const std::string& devices);
 /// "end" or "duration" (CLI11 has checked it).
 expiration_form parse_expiration_form(const std::string& name);
 

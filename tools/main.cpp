@@ -44,6 +44,22 @@ void add_expiration_option(CLI::App& command, std::string& form) {
       ->capture_default_str();
 }
 
+void add_backend_options(CLI::App& command, std::string& backend, std::string& devices) {
+  command
+      .add_option("--backend", backend,
+                  "Query backend: auto (CUDA where a usable device is, each batch where the cost model expects it "
+                  "to finish first; honours GPUCREDIT_BACKEND), cpu, or cuda (every batch on the device)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  command.add_option("--device", devices,
+                     "CUDA devices to use, such as 0 or 0,2 (default: GPUCREDIT_DEVICE, else every usable device; "
+                     "the accounts are sharded across them)");
+}
+
+engine_options engine_request(const std::string& backend, const std::string& devices) {
+  return resolve_engine(backend, devices.empty() ? std::vector<int>{} : parse_devices(devices));
+}
+
 expiration_form parse_expiration_form(const std::string& name) {
   return name == "end" ? expiration_form::end : expiration_form::duration;
 }

@@ -32,6 +32,7 @@ struct report_args {
   std::string out;
   std::string policy = "drain";
   std::string backend_name = "auto";
+  std::string devices;
   std::string time_unit;
   bool quiet = false;
 };
@@ -183,7 +184,7 @@ class report_dir {
 // balances.csv (every account at every grid time) and summary.csv (each account over
 // the window (from, to]) in DIR; both are complete before either replaces a file.
 int run_report(const report_args& args) {
-  const backend chosen = select_backend(args.backend_name);
+  const engine_options chosen = engine_request(args.backend_name, args.devices);
   const timestamp_t from = parse_time_flag("--from", args.from, args.time_unit);
   const timestamp_t to = parse_time_flag("--to", args.to, args.time_unit);
   const timestamp_t every = parse_duration_flag("--every", args.every, args.time_unit);
@@ -215,7 +216,7 @@ int run_report(const report_args& args) {
            " accounts");
   const ledger_result result = replay(events, parse_policy(args.policy));
   const std::vector<account_window> windows = window_summary(events, result, from, to);
-  const engine answers = engine::create(result, chosen);
+  const engine answers = engine::create(result.intervals, result.account_count, chosen);
   tell.lap("events replayed and indexed", events.size());
 
   // The page: fleet series per grid time, the accounts with the most breakage and
@@ -289,8 +290,8 @@ int run_report(const report_args& args) {
     out.raw(balances_header);
     out.end_row();
     tell.say("answering " + std::to_string(names.size() * grid.size()) + " queries on " +
-             std::string(to_string(answers.kind())));
-    grid_balances(answers, index_of, grid, page.fleet_balance, [&](std::size_t first, std::span<const amount_t> b) {
+             answers.describe());
+    grid_balances(answers, index_of, report_time_grid(from, to, every), page.fleet_balance, [&](std::size_t first, std::span<const amount_t> b) {
       for (std::size_t q = 0; q < b.size(); ++q) {
         const std::size_t i = first + q / grid.size();
         if (shown_slot[i] >= 0) page.accounts[static_cast<std::size_t>(shown_slot[i])].balance.push_back(b[q]);
@@ -353,7 +354,7 @@ command add_report(CLI::App& app) {
   cmd->add_option("--out", args->out, "Output directory (created if missing)")->required();
   add_policy_option(*cmd, args->policy);
   add_expiration_option(*cmd, args->expiration);
-  cmd->add_option("--backend", args->backend_name, "Query backend: auto, cpu or cuda")->capture_default_str();
+  add_backend_options(*cmd, args->backend_name, args->devices);
   cmd->add_option("--time-unit", args->time_unit,
                   "Unit of the timestamps: report.html shows UTC dates, and --from/--to may be dates "
                   "(2026-10-01, 2026-10-01T12:00:00Z) and --every a duration (1d, 6h, 30m, 15s, 500ms)")

@@ -20,6 +20,12 @@ class engine::impl {
   /// Writes the balances in query order into `out`, 0 for none; the spans have equal sizes.
   virtual void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
                         std::span<amount_t> out) const = 0;
+  /// See engine::grid: `fleet` has grid.count entries, `balances` is empty or
+  /// accounts.size() * grid.count.
+  virtual void grid(std::span<const account_index> accounts, const time_grid& grid, std::span<total_t> fleet,
+                    std::span<amount_t> balances) const = 0;
+  /// See engine::describe.
+  virtual std::string describe() const = 0;
   /// The backend's step index, copied to host memory.
   virtual step_index index() const = 0;
   /// The CPU step index when this is the CPU backend, else null.
@@ -30,6 +36,8 @@ namespace detail {
 
 /// The CPU engine over the step index built from `intervals`.
 std::unique_ptr<engine::impl> make_cpu_engine(const interval_table& intervals, std::size_t account_count);
+/// The CPU engine over `index`.
+std::unique_ptr<engine::impl> make_cpu_engine(step_index index);
 /// Whether the device engine was compiled into this build.
 bool device_engine_built() noexcept;
 /// Whether the device engine can run here (CUDA: a usable device is present).
@@ -37,8 +45,11 @@ bool device_engine_available();
 /// What the device engine would run on, or why it cannot run here (runtime and driver
 /// versions, the device, its compute capability), for `--version` and the device check.
 std::string device_engine_status();
-/// Builds the device engine from the interval table. Throws device_error.
-std::unique_ptr<engine::impl> make_device_engine(const interval_table& intervals, std::size_t account_count);
+/// Builds the device engine from the interval table, on `options.devices` (or the
+/// environment's choice) with `options.place`. Throws backend_unavailable for a device
+/// that cannot be used, device_error when a device fails.
+std::unique_ptr<engine::impl> make_device_engine(const interval_table& intervals, std::size_t account_count,
+                                                 const engine_options& options);
 
 /// What tests, benchmarks and diagnostics may see of an engine: its step index.
 struct engine_access {

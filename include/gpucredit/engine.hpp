@@ -35,6 +35,45 @@ std::string backend_status(backend b);
 /// Throws `backend_unavailable` for an unknown name or a backend that cannot run here.
 backend select_backend(std::string_view request = "auto");
 
+/// An arithmetic grid of times (SPEC section 11): from, from + every, ..., `count` times,
+/// computed in unsigned arithmetic so that no time overflows at the ends of int64
+/// (report_grid in report.hpp checks that the last one does not pass `to`).
+struct time_grid {
+  timestamp_t from = 0;
+  timestamp_t every = 1;
+  std::size_t count = 0;
+  timestamp_t at(std::size_t k) const noexcept {
+    return static_cast<timestamp_t>(static_cast<std::uint64_t>(from) + k * static_cast<std::uint64_t>(every));
+  }
+};
+
+/// Where an engine on the CUDA backend answers each batch.
+enum class placement : std::uint8_t {
+  device,      ///< always on the device (an explicit `--backend cuda`)
+  cost_model,  ///< where it is expected to finish first: the device, or the host's cores
+               ///< from the copy of the index kept there (`--backend auto`; cuda/README.md)
+};
+
+/// How to build an engine.
+struct engine_options {
+  backend where = backend::cpu;
+  placement place = placement::device;
+  /// CUDA devices to shard the accounts over (empty: the environment variable
+  /// GPUCREDIT_DEVICE, a list such as "0" or "0,2", else every usable device).
+  std::vector<int> devices;
+};
+
+/// Resolves a request "auto", "cpu" or "cuda" (as select_backend does) into engine
+/// options: "cuda" answers every batch on the device; "auto" uses CUDA where it can run,
+/// with the cost model placing each batch (placement::cost_model), else the CPU.
+/// `devices` (from --device) restricts CUDA to those devices; under "auto" a device
+/// named there that cannot be used is an error, not a fallback. Throws
+/// `backend_unavailable` as select_backend does, and for devices with the CPU backend.
+engine_options resolve_engine(std::string_view request = "auto", std::vector<int> devices = {});
+
+/// Parses a device list such as "0" or "0,2" (for --device). Throws `backend_unavailable`.
+std::vector<int> parse_devices(std::string_view text);
+
 /// Answers batches of balance queries on one backend. Built once from an interval
 /// table, then queried any number of times; const methods are safe to call from
 /// several threads at once.
@@ -46,12 +85,16 @@ class engine {
   static engine create(const ledger_result& result, backend b = backend::cpu);
   static engine create(const interval_table& intervals, std::size_t account_count,
                        backend b = backend::cpu);
+  static engine create(const interval_table& intervals, std::size_t account_count, const engine_options& options);
 
   engine(engine&&) noexcept;
   engine& operator=(engine&&) noexcept;
   ~engine();
 
   backend kind() const noexcept;
+  /// What the engine runs on, in words: "cpu (N cores)", or the CUDA devices and the
+  /// placement.
+  std::string describe() const;
 
   /// Balances of the queries (accounts[i], times[i]), in query order; 0 means none
   /// (no credit left, or an unknown account: account_none or out of range). Sorted and
@@ -63,6 +106,15 @@ class engine {
   /// after batch can reuse one buffer. Throws `error` when the sizes differ. Blocks.
   void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
                 std::span<amount_t> out) const;
+
+  /// Balances of `accounts` at every time of `grid`, the grid made where the engine runs
+  /// (on the device, no query columns cross to it): `fleet[k]` (size grid.count) is the
+  /// exact sum over the accounts at grid.at(k); when `balances` is not empty (it must
+  /// then hold accounts.size() * grid.count values), `balances[i * grid.count + k]` is the
+  /// balance of accounts[i] at grid.at(k), 0 for none. Only what is asked for comes back.
+  /// Throws `error` when a size is wrong. Blocks.
+  void grid(std::span<const account_index> accounts, const time_grid& grid, std::span<total_t> fleet,
+            std::span<amount_t> balances = {}) const;
 
   /// One query, as the SPEC reports it: nullopt for none.
   std::optional<amount_t> balance(account_index account, timestamp_t t) const;

@@ -21,6 +21,8 @@ inline constexpr std::uint64_t grid_times_max = std::uint64_t{1} << 31;
 /// The grid from, from + every, ... <= to, computed without overflow at the ends of
 /// int64. Throws `input_error` when every <= 0, from > to, or the grid would hold more
 /// than grid_times_max times.
+time_grid report_time_grid(timestamp_t from, timestamp_t to, timestamp_t every);
+/// The same grid's times, listed.
 std::vector<timestamp_t> report_grid(timestamp_t from, timestamp_t to, timestamp_t every);
 
 /// What moved in each step (grid[i-1], grid[i]] over the accounts `a` with
@@ -35,11 +37,12 @@ step_flows flows_per_step(const event_table& events, const ledger_result& result
                           std::span<const char> included);
 
 /// The balances of `accounts` (indices into the ledger; account_none answers 0) at every
-/// grid time, answered by `answers` a bounded batch of accounts at a time. For each
-/// batch, `sink(first, balances)` receives the balances of accounts [first, first + n)
-/// account by account (n * grid.size() values, grid order within an account);
-/// `fleet[i]` (resized to the grid) accumulates the sum over all accounts at grid[i].
-void grid_balances(const engine& answers, std::span<const account_index> accounts, std::span<const timestamp_t> grid,
+/// grid time, by `answers.grid` (generated and summed on the device where the engine
+/// runs there) a bounded batch of accounts at a time. For each batch,
+/// `sink(first, balances)` receives the balances of accounts [first, first + n) account
+/// by account (n * grid.count values, grid order within an account); `fleet[k]` (resized
+/// to the grid) is the exact sum over all accounts at grid.at(k).
+void grid_balances(const engine& answers, std::span<const account_index> accounts, const time_grid& grid,
                    std::vector<total_t>& fleet,
                    const std::function<void(std::size_t first, std::span<const amount_t> balances)>& sink);
 
