@@ -9,7 +9,7 @@ cmake --preset device  # CMakePresets.json: sm_90, static C++ runtime, benchmark
 cmake --build --preset device --parallel
 rm -rf .device-build/bin && mkdir -p .device-build/bin
 cp .device-build/gpucredit .device-build/bench/gpu_bench .device-build/bin/
-for t in engine_test vectors_test random_test ledger_test jobs_test cli_test; do cp ".device-build/tests/$t" .device-build/bin/; done
+for t in engine_test scheduler_test vectors_test random_test ledger_test jobs_test cli_test; do cp ".device-build/tests/$t" .device-build/bin/; done
 strip .device-build/bin/*
 
 # The Python module too (bench/device_python.py runs it there), for this machine's Python

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../cuda/device_index.cuh"
@@ -251,7 +252,119 @@ void end_to_end(u64 breakpoints, u64 queries, u64 per) {
     checksum = 0;
     for (const i64 v : out) checksum += static_cast<u64>(v);
   }
+  // Every answer checked against the CPU engine's.
+  const gpucredit::engine reference = gpucredit::engine::create(intervals, accounts_total, gpucredit::backend::cpu);
+  if (engine.balances(accounts, times) != reference.balances(accounts, times)) {
+    throw std::runtime_error("end to end: the device's answers differ from the CPU engine's");
+  }
   row("end_to_end", breakpoints, queries, "random", "engine.balances", best, checksum, 20.0);  // host side: in 12, out 8
+}
+
+// Sorted batches by search and by merge at several breakpoints per query: where merge
+// stops winning is the crossover the engine takes (GPUCREDIT_MERGE_CROSSOVER_PERCENT).
+void crossover(u64 breakpoints, u64 per) {
+  const device_index index = synthetic_index(breakpoints, per);
+  const index_view view = index.view();
+  double crossover_ratio = 0;
+  for (const u64 divisor_x4 : {1ULL, 4ULL, 16ULL, 64ULL, 256ULL}) {  // queries = breakpoints * 16 / divisor_x4
+    const u64 queries = breakpoints * 16 / divisor_x4;
+    const double ratio = static_cast<double>(breakpoints) / static_cast<double>(queries);
+    thrust::device_vector<u32> accounts(queries);
+    thrust::device_vector<i64> times(queries);
+    thrust::device_vector<i64> out(queries);
+    thrust::device_vector<i64> tags(breakpoints + queries);
+    thrust::device_vector<i64> last(breakpoints + queries);
+    thrust::tabulate(accounts.begin(), accounts.end(), sorted_account{index.account_count, queries});
+    thrust::tabulate(times.begin(), times.end(), sorted_time{index.account_count, queries, per});
+    const u32* a = thrust::raw_pointer_cast(accounts.data());
+    const i64* t = thrust::raw_pointer_cast(times.data());
+    i64* o = thrust::raw_pointer_cast(out.data());
+    timer clock;
+    const double search_ms = clock.best_ms([&] { answer_by_search(thrust::device, view, a, t, queries, o); });
+    check_sample(index, accounts, times, out);
+    thrust::fill(out.begin(), out.end(), i64{-1});
+    const double merge_ms = clock.best_ms([&] {
+      answer_by_merge(thrust::device, view, breakpoints, a, t, queries, thrust::raw_pointer_cast(tags.data()),
+                      thrust::raw_pointer_cast(last.data()), o);
+    });
+    check_sample(index, accounts, times, out);
+    row("crossover", breakpoints, queries, "sorted", "search", search_ms, 0, search_bytes(per));
+    row("crossover", breakpoints, queries, "sorted", "merge", merge_ms, 0, merge_bytes(breakpoints, queries));
+    if (merge_ms < search_ms) crossover_ratio = std::max(crossover_ratio, ratio);
+  }
+  std::fprintf(stderr, "crossover: merge beat search up to %.4g breakpoints per query (set "
+                       "GPUCREDIT_MERGE_CROSSOVER_PERCENT=%d to use it)\n",
+               crossover_ratio, static_cast<int>(crossover_ratio * 100));
+}
+
+// Pinned host memory to the device and back: the link the cost model assumes 25 GB/s of.
+void link(u64 bytes) {
+  void* host = nullptr;
+  void* dev = nullptr;
+  check_cuda(cudaMallocHost(&host, bytes), "pinned");
+  check_cuda(cudaMalloc(&dev, bytes), "device");
+  std::memset(host, 1, bytes);
+  timer clock;
+  const double in_ms = clock.best_ms([&] { check_cuda(cudaMemcpy(dev, host, bytes, cudaMemcpyHostToDevice), "in"); });
+  const double out_ms = clock.best_ms([&] { check_cuda(cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost), "out"); });
+  std::printf("link,%llu,0,pinned,host_to_device,%.4f,0,%.1f,0,0\n", static_cast<unsigned long long>(bytes), in_ms,
+              static_cast<double>(bytes) / (in_ms / 1e3) / 1e9);
+  std::printf("link,%llu,0,pinned,device_to_host,%.4f,0,%.1f,0,0\n", static_cast<unsigned long long>(bytes), out_ms,
+              static_cast<double>(bytes) / (out_ms / 1e3) / 1e9);
+  cudaFree(dev);
+  cudaFreeHost(host);
+}
+
+// A report grid through the public API: `accounts` x `times` balances and the fleet
+// totals, on the device (totals only, then with every balance back) and on the CPU
+// engine with every host core; the totals must be equal, and sampled balances too.
+void grid_vs_cpu(u64 accounts_total, u64 times, u64 per) {
+  gpucredit::interval_table intervals;
+  for (u64 i = 0; i < accounts_total * per; ++i) {
+    const bool last_of_account = (i % per) == per - 1;
+    const i64 begin = make_time{per}(i);
+    const i64 end = last_of_account ? begin + 64 : make_time{per}(i + 1) - 1;
+    intervals.push(static_cast<u32>(i / per), static_cast<u32>(i), begin, end, make_balance{}(i));
+  }
+  const gpucredit::engine gpu = gpucredit::engine::create(intervals, accounts_total, gpucredit::backend::cuda);
+  const gpucredit::engine cpu = gpucredit::engine::create(intervals, accounts_total, gpucredit::backend::cpu);
+  intervals = gpucredit::interval_table{};
+  std::vector<u32> accounts(accounts_total);
+  for (u64 a = 0; a < accounts_total; ++a) accounts[a] = static_cast<u32>(a);
+  const gpucredit::time_grid g{-8, static_cast<i64>(std::max<u64>(1, per * 16 / times)), times};
+  std::vector<gpucredit::total_t> gpu_fleet(times);
+  std::vector<gpucredit::total_t> cpu_fleet(times);
+  auto best_of = [](int runs, auto&& fn) {
+    double best = 1e300;
+    for (int r = 0; r < runs; ++r) {
+      const auto start = std::chrono::steady_clock::now();
+      fn();
+      best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+  };
+  const double gpu_totals_ms = best_of(3, [&] { gpu.grid(accounts, g, gpu_fleet); });
+  const double cpu_totals_ms = best_of(2, [&] { cpu.grid(accounts, g, cpu_fleet); });
+  if (gpu_fleet != cpu_fleet) throw std::runtime_error("grid: device fleet totals differ from the CPU engine's");
+  std::vector<i64> balances(accounts_total * times);
+  const double gpu_all_ms = best_of(2, [&] { gpu.grid(accounts, g, gpu_fleet, balances); });
+  if (gpu_fleet != cpu_fleet) throw std::runtime_error("grid: device fleet totals (with balances) differ");
+  for (u64 s = 0; s < 4096; ++s) {
+    const u64 cell = (s * 2654435761ULL) % balances.size();
+    const auto want = cpu.balance(static_cast<u32>(cell / times), g.at(cell % times)).value_or(0);
+    if (balances[cell] != want) throw std::runtime_error("grid: a device balance differs from the CPU engine's");
+  }
+  const u64 cells = accounts_total * times;
+  u64 checksum = 0;
+  for (const auto& v : cpu_fleet) checksum += static_cast<u64>(v);
+  row("grid", accounts_total * per, cells, "grid", "cuda_totals_only", gpu_totals_ms, checksum, 0.0);
+  row("grid", accounts_total * per, cells, "grid", "cuda_with_balances", gpu_all_ms, checksum, 8.0);
+  row("grid", accounts_total * per, cells, "grid", "cpu_all_cores_totals_only", cpu_totals_ms, checksum, 0.0);
+  std::fprintf(stderr, "grid %llu x %llu: device %.1f ms (totals) / %.1f ms (with balances), CPU engine %.1f ms on %u "
+                       "cores: %.1fx / %.1fx\n",
+               static_cast<unsigned long long>(accounts_total), static_cast<unsigned long long>(times), gpu_totals_ms,
+               gpu_all_ms, cpu_totals_ms, std::thread::hardware_concurrency(), cpu_totals_ms / gpu_totals_ms,
+               cpu_totals_ms / gpu_all_ms);
 }
 
 }  // namespace
@@ -275,6 +388,9 @@ int main(int argc, char** argv) {
       for (const u64 q : query_sizes) kernel_only(b, q, per);
     }
     end_to_end(quick ? 1000000 : 10000000, quick ? 1000000 : 100000000, per);
+    link(quick ? (u64{1} << 28) : (u64{1} << 30));
+    crossover(quick ? 1000000 : 10000000, per);
+    grid_vs_cpu(quick ? 10000 : 1000000, 720, 20);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gpu_bench: %s\n", e.what());
     return 1;

@@ -148,6 +148,27 @@ TEST_F(Cli, UnavailableBackendExits2) {
   EXPECT_EQ(run("GPUCREDIT_BACKEND=cpu " + balances_of("seed-example-2") + " --out -", dir_).exit_code, 0);
 }
 
+TEST_F(Cli, DeviceChoiceIsCheckedAndSaysWhy) {
+  const std::string base = balances_of("random-0003") + " --out -";
+  const test::run_result cpu = run(base + " --backend cpu --device 0", dir_);
+  EXPECT_EQ(cpu.exit_code, 2);
+  EXPECT_NE(cpu.err.find("--device"), std::string::npos) << cpu.err;
+  const test::run_result bad = run(base + " --device 0,x", dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("'0,x' is not a device index"), std::string::npos) << bad.err;
+  const test::run_result missing = run(base + " --device 4096", dir_);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_EQ(missing.out, "");
+  if (backend_available(backend::cuda)) {
+    EXPECT_NE(missing.err.find("4096"), std::string::npos) << missing.err;
+    const test::run_result one = run(base + " --device 0", dir_);
+    EXPECT_EQ(one.exit_code, 0) << one.err;
+    EXPECT_EQ(one.out, read_file(vectors / "random-0003" / "expected.csv"));
+  } else {
+    EXPECT_NE(missing.err.find("cannot run here"), std::string::npos) << missing.err;
+  }
+}
+
 TEST_F(Cli, ExplicitCpuBackendGivesTheSameBytes) {
   const test::run_result a = run(balances_of("random-0003") + " --out - --backend cpu", dir_);
   const test::run_result b = run(balances_of("random-0003") + " --out - --backend auto", dir_);

@@ -14,6 +14,7 @@ The semantics are those of the C++ library and the CLI, bit for bit (docs/SPEC.m
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any, Union
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow  # type: ignore[import-untyped, unused-ignore]
 
 __version__: str = _core.version()
-__all__ = ["GPUCredit", "Ledger", "Error", "InputError", "BackendError", "BackendUnavailable", "DeviceError", "backends", "read_queries", "__version__"]
+__all__ = ["GPUCredit", "Grid", "Ledger", "Error", "InputError", "BackendError", "BackendUnavailable", "DeviceError", "backends", "read_queries", "__version__"]
 
 GPUCredit = _core.GPUCredit
 
@@ -62,6 +63,17 @@ def _pyarrow(what: str) -> Any:
 
 def _is_arrow(obj: object) -> bool:
     return hasattr(obj, "__arrow_c_array__") or hasattr(obj, "__arrow_c_stream__")
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """What :meth:`Ledger.grid` answers: the grid's ``times`` (int64, or datetime64 in the
+    ledger's unit), the ``fleet`` total at each (Python ints: exact beyond int64), and the
+    ``balances`` (int64, accounts x times, 0 for none) unless they were not asked for."""
+
+    times: np.ndarray
+    fleet: list[int]
+    balances: np.ndarray | None
 
 
 class Ledger:
@@ -237,6 +249,38 @@ class Ledger:
         """
         pa = _pyarrow("Ledger.balances")
         return pa.array(self._query(accounts, timestamps, unit))
+
+    def grid(
+        self, accounts: Any, start: Any, stop: Any, every: Any, *, balances: bool = True, unit: str | None = None
+    ) -> Grid:
+        """Every listed account's balance at ``start``, ``start + every``, ... up to ``stop``
+        (SPEC section 11), and the fleet's exact total at each of those times. The grid is
+        made and summed where the engine runs (on the device for the CUDA backend: no
+        query columns cross to it); with ``balances=False`` only the totals come back.
+
+        ``accounts``: as for :meth:`balances` (unknown accounts give rows of 0).
+        ``start``, ``stop``: ints, or ``numpy.datetime64`` on a ledger of timestamps;
+        ``every``: an int or a ``numpy.timedelta64``. Plain integers on a ledger of
+        timestamps need ``unit``, as for :meth:`balances`.
+        """
+        def as_int(value: Any, kind: str) -> int:
+            if isinstance(value, (np.datetime64, np.timedelta64)):
+                if self.time_unit is None:
+                    raise TypeError(f"{kind} is a NumPy {value.dtype} but this ledger's times are plain integers")
+                return int(value.astype(f"{'M8' if kind != 'every' else 'm8'}[{self.time_unit}]").view(np.int64))
+            if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+                self._check_plain(unit)
+                return int(value)
+            raise TypeError(f"{kind} must be an int or a NumPy datetime64/timedelta64, not {type(value).__name__}")
+
+        first, step, count, fleet, values = self._impl.grid(
+            _accounts_arg(accounts), as_int(start, "start"), as_int(stop, "stop"), as_int(every, "every"), balances
+        )
+        offsets = np.arange(count, dtype=np.uint64) * np.uint64(step)
+        times = (offsets + np.uint64(first % (1 << 64))).view(np.int64)
+        if self.time_unit is not None:
+            times = times.view(f"M8[{self.time_unit}]")
+        return Grid(times=times, fleet=fleet, balances=values)
 
     def balances_numpy(self, accounts: Any, timestamps: Any, *, unit: str | None = None) -> np.ma.MaskedArray:
         """The same as :meth:`balances`, as a NumPy masked int64 array (masked: none).

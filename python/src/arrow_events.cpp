@@ -13,7 +13,7 @@ void finish(ledger_state& state, std::string_view backend) {
     throw row_error(e.source(), e.line() - 1, e.reason());
   }
   state.engine =
-      std::make_unique<gc::engine>(gc::engine::create(state.result, gc::select_backend(backend)));
+      std::make_unique<gc::engine>(gc::engine::create(state.result.intervals, state.result.account_count, gc::resolve_engine(backend)));
 }
 
 struct event_columns {

@@ -33,6 +33,7 @@
 #include "gpucredit/events.hpp"
 #include "gpucredit/gpu_credit.hpp"
 #include "gpucredit/ledger.hpp"
+#include "gpucredit/report.hpp"
 #include "gpucredit/version.hpp"
 
 namespace nb = nanobind;
@@ -258,6 +259,9 @@ class py_ledger {
   /// `plain_ok`: plain integers may stand for times in the ledger's unit (the caller said
   /// so, or the ledger has none).
   balance_result query(nb::handle accounts, nb::handle timestamps, bool plain_ok) const;
+  /// The report grid from..to every `every` over `accounts` on the engine (SPEC section
+  /// 11): (from, every, count, fleet totals as ints, balances as accounts x times or None).
+  nb::tuple grid(nb::handle accounts, std::int64_t from, std::int64_t to, std::int64_t every, bool with_balances) const;
 
   exported_table intervals() const;
   exported_table usage(bool rejected) const;

@@ -161,6 +161,8 @@ NB_MODULE(_core, m) {
            nb::sig("def balance(self, account: str, timestamp: int) -> int | None"))
       .def("query", &py_ledger::query, nb::arg("accounts"), nb::arg("timestamps"), nb::arg("plain_ok") = true,
            nb::sig("def query(self, accounts: object, timestamps: object, plain_ok: bool = True) -> Balances"))
+      .def("grid", &py_ledger::grid, nb::arg("accounts"), nb::arg("start"), nb::arg("stop"), nb::arg("every"),
+           nb::arg("with_balances"))
       .def("intervals", &py_ledger::intervals)
       .def("usage", &py_ledger::usage, nb::arg("rejected"));
 }

@@ -313,4 +313,31 @@ balance_result py_ledger::query(nb::handle accounts, nb::handle timestamps, bool
   return out;
 }
 
+nb::tuple py_ledger::grid(nb::handle accounts, std::int64_t from, std::int64_t to, std::int64_t every,
+                          bool with_balances) const {
+  const gc::time_grid g = gc::report_time_grid(from, to, every);  // input_error: InputError
+  std::int64_t account_count = 0;
+  std::vector<gc::account_index> resolved = resolve_accounts(accounts, account_count);
+  if (account_count < 0) account_count = 1;  // one name
+  const auto rows = static_cast<std::size_t>(account_count);
+  if (with_balances && g.count != 0 && rows > (std::size_t{1} << 40) / g.count) {
+    throw nb::value_error("the grid's balances would pass 2^40 values: ask for balances=False or fewer accounts");
+  }
+  std::vector<gc::total_t> fleet(g.count);
+  std::shared_ptr<std::int64_t[]> values;
+  if (with_balances) values = std::make_shared_for_overwrite<std::int64_t[]>(std::max<std::size_t>(1, rows * g.count));
+  {
+    nb::gil_scoped_release unlocked;
+    state_->engine->grid(resolved, g, fleet,
+                         with_balances ? std::span<std::int64_t>(values.get(), rows * g.count) : std::span<std::int64_t>());
+  }
+  nb::list totals;
+  for (const gc::total_t v : fleet) totals.append(nb::steal(PyLong_FromString(gc::to_decimal(v).c_str(), nullptr, 10)));
+  nb::object balances = nb::none();
+  if (with_balances) {
+    balances = nb::cast(nb::ndarray<nb::numpy, std::int64_t, nb::ndim<2>>(values.get(), {rows, g.count}, owner_of(values)));
+  }
+  return nb::make_tuple(g.from, g.every, g.count, totals, balances);
+}
+
 }  // namespace gpucredit::python
