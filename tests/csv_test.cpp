@@ -8,6 +8,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <random>
+#include <string>
+
 #include "gpucredit/csv.hpp"
 #include "gpucredit/error.hpp"
 #include "test_support.hpp"
@@ -143,6 +147,99 @@ TEST(CsvRead, FilesStreamAcrossBufferRefills) {
   EXPECT_EQ(from_file.accounts[from_file.account[100001]], huge + "\"q");
   EXPECT_EQ(from_file.line[100001], 100003U);
   std::filesystem::remove_all(dir);
+}
+
+// Reads `path` in one pass and on every core (several part counts, forced on small files
+// by the environment), and says whether all agree: the same table, or the same error.
+template <class Read>
+void expect_parallel_reads_agree(const std::filesystem::path& path, Read read, const std::string& what) {
+  auto outcome = [&]() -> std::string {
+    try {
+      return read(path);
+    } catch (const input_error& e) {
+      return std::string("error: ") + e.what();
+    }
+  };
+  ::setenv("GPUCREDIT_CSV_PARALLEL_MIN", "1000000000000", 1);
+  const std::string one_pass = outcome();
+  for (const char* parts : {"2", "3", "7", "64"}) {
+    ::setenv("GPUCREDIT_CSV_PARALLEL_MIN", "1", 1);
+    ::setenv("GPUCREDIT_CSV_PARTS", parts, 1);
+    const std::string got = outcome();
+    ::unsetenv("GPUCREDIT_CSV_PARTS");
+    ::unsetenv("GPUCREDIT_CSV_PARALLEL_MIN");
+    ASSERT_EQ(got, one_pass) << what << " in " << parts << " parts";
+  }
+}
+
+std::string describe(const event_table& t) {
+  std::string out;
+  for (std::size_t r = 0; r < t.size(); ++r) {
+    out += std::string(t.accounts[t.account[r]]) + "|" + std::to_string(static_cast<int>(t.kind[r])) + "|" +
+           std::string(t.kind[r] == op::use ? std::string_view() : t.credit_label(static_cast<event_row>(r))) + "|" +
+           std::to_string(t.timestamp[r]) + "|" + std::to_string(t.amount[r]) + "|" + std::to_string(t.end[r]) +
+           "|" + std::to_string(t.line[r]) + "|" + std::to_string(t.account[r]) + "|" + std::to_string(t.credit[r]) +
+           "\n";
+  }
+  for (std::uint32_t i = 0; i < t.accounts.size(); ++i) out += std::string(t.accounts[i]) + ";";
+  return out + (t.has_jobs() ? "jobs" : "");
+}
+
+std::string describe(const query_batch& q) {
+  std::string out;
+  for (std::size_t r = 0; r < q.size(); ++r) {
+    out += std::string(q.accounts[q.account[r]]) + "|" + std::to_string(q.timestamp[r]) + "|" +
+           std::to_string(q.account[r]) + "\n";
+  }
+  return out;
+}
+
+TEST(CsvRead, ReadingOnEveryCoreGivesTheOnePassTableOrError) {
+  // Quoted fields with commas, quotes and newlines inside, CRLF, empty lines, a byte
+  // order mark, jobs; then the same with one defect at a random line.
+  std::mt19937_64 rng(test::base_seed(17));
+  const test::fs::path dir = test::scratch_dir("parallel-csv");
+  for (int round = 0; round < 60; ++round) {
+    std::string text = round % 3 == 0 ? "\xEF\xBB\xBF" : "";
+    text += std::string(events_header) + (round % 2 == 0 ? "\r\n" : "\n");
+    std::string queries = "account,timestamp\n";
+    const int rows = 1 + static_cast<int>(rng() % 300);
+    const int defect = round % 2 == 1 ? static_cast<int>(rng() % static_cast<unsigned>(rows)) : -1;
+    for (int i = 0; i < rows; ++i) {
+      const std::string name = rng() % 5 == 0 ? "\"org,\"\"" + std::to_string(rng() % 9) + "\"\"\n x\""
+                                              : "org-" + std::to_string(rng() % 20);
+      const std::string end = rng() % 4 == 0 ? "\r\n" : "\n";
+      if (rng() % 10 == 0) text += end;  // an empty line
+      switch (rng() % 4) {
+        case 0:
+        case 1:
+          text += "add," + name + ",\"c\n" + std::to_string(i) + "\"," + std::to_string(rng() % 100) + "," +
+                  std::to_string(rng() % 50) + "," + std::to_string(rng() % 40) + end;
+          break;
+        case 2:
+          text += "use," + name + ",," + std::to_string(rng() % 100) + "," + std::to_string(rng() % 30) + "," + end;
+          break;
+        default:
+          text += "run," + name + ",job" + std::to_string(i) + "," + std::to_string(rng() % 100) + ",2," +
+                  std::to_string(rng() % 5) + end;
+      }
+      if (i == defect) {
+        const char* defects[] = {"add,a,b,1,2\n", "add,a\"b,c,1,2,3\n", "use,a,,x,1,\n", "add,\"a,c,1,2,3\n",
+                                 "bogus,a,c,1,2,3\n", "add,a,c,1,2,3\rx\n"};
+        text += defects[rng() % 6];
+      }
+      queries += name + "," + std::to_string(static_cast<std::int64_t>(rng() % 200) - 50) + end;
+    }
+    if (round % 5 == 4) text.pop_back();  // no final newline
+    test::write_file(dir / "events.csv", text);
+    test::write_file(dir / "queries.csv", queries);
+    expect_parallel_reads_agree(dir / "events.csv", [](const test::fs::path& p) { return describe(read_events(p)); },
+                                "events round " + std::to_string(round));
+    expect_parallel_reads_agree(dir / "queries.csv", [](const test::fs::path& p) { return describe(read_queries(p)); },
+                                "queries round " + std::to_string(round));
+    if (HasFatalFailure()) return;
+  }
+  test::fs::remove_all(dir);
 }
 
 TEST(CsvRead, UnreadableInputs) {

@@ -13,11 +13,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
 
 #include "cpu/io/validate.hpp"
+#include "cpu/parallel.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
@@ -58,9 +60,44 @@ class record_reader {
   // Reads `text` (copied: fields are unescaped in place).
   record_reader(std::string_view text, std::string source)
       : source_(std::move(source)), buffer_(text.begin(), text.end()), size_(text.size()), eof_(true) {}
+  // Reads the bytes [first, last) in place (they are unescaped there), the first of them
+  // on line `first_line`; `file_start`: whether they begin the file (a byte order mark is
+  // skipped only there). A record longer than record_bytes_max is refused as the
+  // streaming reader refuses it.
+  record_reader(char* first, char* last, std::string source, std::uint64_t first_line, bool file_start)
+      : source_(std::move(source)),
+        external_(first),
+        size_(static_cast<std::size_t>(last - first)),
+        eof_(true),
+        bom_checked_(!file_start),
+        saw_bytes_(last != first),
+        next_line_(first_line) {}
   ~record_reader() {
     if (fd_ >= 0) ::close(fd_);
   }
+
+  // Reads the rest of a regular file of at least `min_bytes` into `bytes` (nothing is
+  // read yet); false, reading nothing, for a smaller file, a pipe or text in memory.
+  bool read_whole(std::size_t min_bytes, std::vector<char>& bytes) {
+    if (fd_ < 0 || size_hint_ < min_bytes || size_ != 0) return false;
+    bytes.resize(size_hint_ + 1);
+    std::size_t have = 0;
+    for (;;) {
+      if (have == bytes.size()) bytes.resize(bytes.size() * 2);  // the file grew
+      const ssize_t got = ::read(fd_, bytes.data() + have, bytes.size() - have);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw input_error(source_, 1, system_reason("read failed", errno));
+      }
+      if (got == 0) break;
+      have += static_cast<std::size_t>(got);
+    }
+    bytes.resize(have);
+    return true;
+  }
+  // Where the unread bytes begin, and the line of the next record (for splitting the rest).
+  std::size_t offset() const noexcept { return begin_; }
+  std::uint64_t next_line() const noexcept { return next_line_; }
   record_reader(const record_reader&) = delete;
   record_reader& operator=(const record_reader&) = delete;
 
@@ -72,15 +109,16 @@ class record_reader {
   // An estimate of the records in the input, from the lines in the bytes read so far
   // (0 when unknown). Used to size columns once instead of regrowing them.
   std::size_t records_estimate() const {
-    const std::size_t seen = size_ - begin_;
-    if (size_hint_ == 0 || seen == 0) return 0;
+    const std::size_t seen = std::min(size_ - begin_, chunk_bytes);
+    const std::size_t whole = size_hint_ != 0 ? size_hint_ : (external_ != nullptr ? size_ - begin_ : 0);
+    if (whole == 0 || seen == 0) return 0;
     std::size_t lines = 0;
-    for (const char* p = buffer_.data() + begin_; (p = static_cast<const char*>(std::memchr(
-                                                         p, '\n', static_cast<std::size_t>(buffer_.data() + size_ - p)))) != nullptr;
+    for (const char* p = data() + begin_; (p = static_cast<const char*>(std::memchr(
+                                                         p, '\n', static_cast<std::size_t>(data() + begin_ + seen - p)))) != nullptr;
          ++p) {
       ++lines;
     }
-    return lines == 0 ? 0 : size_hint_ / (seen / lines) + lines;
+    return lines == 0 ? 0 : whole / (seen / lines) + lines;
   }
   // Whether the input held any bytes at all.
   bool saw_bytes() const noexcept { return saw_bytes_; }
@@ -93,12 +131,16 @@ class record_reader {
     for (;;) {
       if (begin_ == size_ && !fill()) return false;
       skip_bom();
-      char* const first = buffer_.data() + begin_;
-      char* const stop = buffer_.data() + size_;
+      char* const first = data() + begin_;
+      char* const stop = data() + size_;
       auto* newline = static_cast<char*>(std::memchr(first, '\n', static_cast<std::size_t>(stop - first)));
       if (newline == nullptr && !eof_) {
         fill();  // the line goes on past the buffer
         continue;
+      }
+      if (external_ != nullptr && (newline != nullptr ? newline : stop) - first >= static_cast<std::ptrdiff_t>(record_bytes_max)) {
+        record_line_ = next_line_;
+        fail("record longer than " + std::to_string(record_bytes_max >> 20) + " MiB");
       }
       // The common line: no quotes, so it is the whole record. One pass splits it.
       char* last = newline != nullptr ? newline : stop;
@@ -110,7 +152,7 @@ class record_reader {
       }
       if (split_as == plain_split::ok) {
         record_line_ = next_line_++;
-        begin_ = static_cast<std::size_t>((newline != nullptr ? newline + 1 : stop) - buffer_.data());
+        begin_ = static_cast<std::size_t>((newline != nullptr ? newline + 1 : stop) - data());
         if (last == first) continue;  // empty line
         return true;
       }
@@ -121,8 +163,11 @@ class record_reader {
         continue;
       }
       record_line_ = next_line_;
+      if (external_ != nullptr && x.end - begin_ >= record_bytes_max) {
+        fail("record longer than " + std::to_string(record_bytes_max >> 20) + " MiB");
+      }
       next_line_ += 1 + x.newlines_inside;
-      char* record_last = buffer_.data() + x.end;
+      char* record_last = data() + x.end;
       const bool ends_in_newline = x.next > x.end;
       begin_ = x.next;
       if (ends_in_newline && record_last != first && record_last[-1] == '\r') --record_last;  // CRLF
@@ -141,7 +186,7 @@ class record_reader {
   // Finds where the record at begin_ ends. False when the buffer holds only part of it
   // and more input may follow.
   bool find_extent(extent& x) {
-    const char* const base = buffer_.data();
+    const char* const base = data();
     const char* p = base + begin_;
     const char* const stop = base + size_;
     const auto* newline = static_cast<const char*>(std::memchr(p, '\n', static_cast<std::size_t>(stop - p)));
@@ -311,7 +356,7 @@ class record_reader {
     while (size_ - begin_ < 3 && fill()) {
     }
     bom_checked_ = true;
-    if (size_ - begin_ >= 3 && std::memcmp(buffer_.data() + begin_, "\xEF\xBB\xBF", 3) == 0) begin_ += 3;
+    if (size_ - begin_ >= 3 && std::memcmp(data() + begin_, "\xEF\xBB\xBF", 3) == 0) begin_ += 3;
   }
 
   // Reads more input after the unread bytes; false at end of input.
@@ -346,8 +391,12 @@ class record_reader {
     }
   }
 
+  char* data() noexcept { return external_ != nullptr ? external_ : buffer_.data(); }
+  const char* data() const noexcept { return external_ != nullptr ? external_ : buffer_.data(); }
+
   std::string source_;
   int fd_ = -1;
+  char* external_ = nullptr;  // the bytes read in place, when not the buffer
   std::vector<char> buffer_;
   std::size_t begin_ = 0;  // unread bytes are [begin_, size_)
   std::size_t size_ = 0;
@@ -427,11 +476,9 @@ void expect_field_count(const record_reader& in, const std::vector<std::string_v
   }
 }
 
-event_table read_events_from(record_reader& in, expiration_form form) {
-  event_table table;
-  table.source = in.source();
+// The event records after the header, into `table`.
+void read_event_records(record_reader& in, event_table& table, expiration_form form) {
   std::vector<std::string_view> fields;
-  expect_header(in, fields, events_header);
   // Columns sized once, from the line length seen in the first buffer: regrowing them
   // would copy every column several times over.
   table.reserve(std::min<std::size_t>(in.records_estimate() * 21 / 20, events_max));
@@ -461,6 +508,115 @@ event_table read_events_from(record_reader& in, expiration_form form) {
         break;
     }
   }
+}
+
+void read_query_records(record_reader& in, query_batch& batch) {
+  std::vector<std::string_view> fields;
+  const std::size_t estimate = in.records_estimate() * 21 / 20;
+  batch.account.reserve(estimate);
+  batch.timestamp.reserve(estimate);
+  while (in.next(fields)) {
+    expect_field_count(in, fields, 2);
+    check_name(in, fields[0], "account");
+    batch.push(fields[0], parse_int(in, fields[1], "timestamp"));
+  }
+}
+
+// ---- parsing on every core ------------------------------------------------------------
+//
+// A regular file of at least parallel_min_bytes is read whole; after its header the
+// bytes are cut at record boundaries into one part per core, each parsed by its own
+// reader into its own table, and the tables are joined in order (event_table::join).
+// A cut is placed at the first newline past the part's nominal start that is outside
+// quotes: the quotes before it are counted on every core first, and their parity says
+// whether a byte is inside a quoted field (each quote of valid CSV opens or closes one).
+// A stray quote can mislead only the cuts after it, and the record holding it is
+// refused: the first bad line, and its message, are those of reading in one pass,
+// because each part starts on its true line and the error of the lowest part wins.
+
+std::size_t env_size(const char* name, std::size_t fallback) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  std::size_t value = 0;
+  const auto [ptr, ec] = std::from_chars(env, env + std::strlen(env), value);
+  return ec == std::errc() && *ptr == '\0' ? value : fallback;
+}
+
+// Files smaller than this are read in one pass (GPUCREDIT_CSV_PARALLEL_MIN overrides it:
+// the tests force the parallel path on small files).
+std::size_t parallel_min_bytes() { return env_size("GPUCREDIT_CSV_PARALLEL_MIN", std::size_t{8} << 20); }
+
+struct part_bytes {
+  char* first;
+  char* last;
+  std::uint64_t first_line;
+};
+
+std::vector<part_bytes> cut_records(char* first, char* last, std::uint64_t first_line) {
+  const auto n = static_cast<std::size_t>(last - first);
+  std::size_t parts = env_size("GPUCREDIT_CSV_PARTS", 0);
+  if (parts == 0) parts = detail::part_count(n, std::size_t{1} << 22);
+  parts = std::clamp<std::size_t>(parts, 1, std::max<std::size_t>(1, n));
+  std::vector<char*> nominal(parts + 1);
+  for (std::size_t k = 0; k <= parts; ++k) nominal[k] = first + n * k / parts;
+  std::vector<std::size_t> quotes(parts);
+  detail::run_parts(parts, [&](std::size_t k) {
+    quotes[k] = static_cast<std::size_t>(std::count(nominal[k], nominal[k + 1], '"'));
+  });
+  std::vector<char*> cut(parts + 1, last);
+  cut[0] = first;
+  std::size_t before = 0;  // quotes before nominal[k]
+  for (std::size_t k = 1; k < parts; ++k) {
+    before += quotes[k - 1];
+    bool inside = (before & 1) != 0;
+    char* c = std::max(nominal[k], cut[k - 1]);
+    if (c != nominal[k]) {  // the previous cut passed this one's start: recount from there
+      inside = (static_cast<std::size_t>(std::count(first, c, '"')) & 1) != 0;
+    }
+    for (; c < last; ++c) {
+      if (*c == '"') {
+        inside = !inside;
+      } else if (*c == '\n' && !inside) {
+        ++c;
+        break;
+      }
+    }
+    cut[k] = c;
+  }
+  std::vector<std::size_t> newlines(parts);
+  detail::run_parts(parts, [&](std::size_t k) {
+    newlines[k] = static_cast<std::size_t>(std::count(cut[k], cut[k + 1], '\n'));
+  });
+  std::vector<part_bytes> out(parts);
+  std::uint64_t line = first_line;
+  for (std::size_t k = 0; k < parts; ++k) {
+    out[k] = {cut[k], cut[k + 1], line};
+    line += newlines[k];
+  }
+  return out;
+}
+
+// Parses the records after `head`'s header in `bytes` on every core: read_part(reader,
+// table) per part, then Table::join.
+template <class Table, class ReadPart>
+Table parse_parts(record_reader& head, std::vector<char>& bytes, ReadPart read_part) {
+  const std::vector<part_bytes> cuts =
+      cut_records(bytes.data() + head.offset(), bytes.data() + bytes.size(), head.next_line());
+  std::vector<Table> tables(cuts.size());
+  detail::run_parts(cuts.size(), [&](std::size_t k) {
+    record_reader in(cuts[k].first, cuts[k].last, head.source(), cuts[k].first_line, false);
+    read_part(in, tables[k]);
+  });
+  std::vector<char>().swap(bytes);  // the names are copied into the tables' dictionaries
+  return Table::join(std::move(tables));
+}
+
+event_table read_events_from(record_reader& in, expiration_form form) {
+  event_table table;
+  table.source = in.source();
+  std::vector<std::string_view> fields;
+  expect_header(in, fields, events_header);
+  read_event_records(in, table, form);
   return table;
 }
 
@@ -468,11 +624,7 @@ query_batch read_queries_from(record_reader& in) {
   query_batch batch;
   std::vector<std::string_view> fields;
   expect_header(in, fields, queries_header);
-  while (in.next(fields)) {
-    expect_field_count(in, fields, 2);
-    check_name(in, fields[0], "account");
-    batch.push(fields[0], parse_int(in, fields[1], "timestamp"));
-  }
+  read_query_records(in, batch);
   return batch;
 }
 
@@ -493,7 +645,15 @@ std::vector<std::string> read_accounts(const std::filesystem::path& path) {
 
 event_table read_events(const std::filesystem::path& path, expiration_form form) {
   record_reader in(path, path.string());
-  return read_events_from(in, form);
+  std::vector<char> bytes;
+  if (!in.read_whole(parallel_min_bytes(), bytes)) return read_events_from(in, form);
+  record_reader head(bytes.data(), bytes.data() + bytes.size(), in.source(), 1, true);
+  std::vector<std::string_view> fields;
+  expect_header(head, fields, events_header);
+  return parse_parts<event_table>(head, bytes, [&](record_reader& part, event_table& table) {
+    table.source = part.source();
+    read_event_records(part, table, form);
+  });
 }
 
 event_table parse_events(std::string_view text, std::string source, expiration_form form) {
@@ -503,7 +663,14 @@ event_table parse_events(std::string_view text, std::string source, expiration_f
 
 query_batch read_queries(const std::filesystem::path& path) {
   record_reader in(path, path.string());
-  return read_queries_from(in);
+  std::vector<char> bytes;
+  if (!in.read_whole(parallel_min_bytes(), bytes)) return read_queries_from(in);
+  record_reader head(bytes.data(), bytes.data() + bytes.size(), in.source(), 1, true);
+  std::vector<std::string_view> fields;
+  expect_header(head, fields, queries_header);
+  return parse_parts<query_batch>(head, bytes, [](record_reader& part, query_batch& batch) {
+    read_query_records(part, batch);
+  });
 }
 
 query_batch parse_queries(std::string_view text, std::string source) {

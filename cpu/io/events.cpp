@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "cpu/io/validate.hpp"
+#include "cpu/parallel.hpp"
 #include "gpucredit/error.hpp"
 
 namespace gpucredit {
@@ -359,6 +360,95 @@ std::vector<account_index> query_batch::resolve(const dictionary& events) const 
   std::vector<account_index> resolved(account.size());
   for (std::size_t i = 0; i < account.size(); ++i) resolved[i] = mapping[account[i]];
   return resolved;
+}
+
+namespace {
+
+// Interns the names of `part` into `into` in the part's order; the index of each there.
+std::vector<std::uint32_t> merge_names(dictionary& into, const dictionary& part) {
+  std::vector<std::uint32_t> mapping(part.size());
+  for (std::uint32_t i = 0; i < part.size(); ++i) mapping[i] = into.intern(part[i]);
+  return mapping;
+}
+
+// Row offsets of consecutive parts: offsets[k] is where part k's rows go.
+template <class Part>
+std::vector<std::size_t> row_offsets(const std::vector<Part>& parts) {
+  std::vector<std::size_t> offsets(parts.size() + 1, 0);
+  for (std::size_t k = 0; k < parts.size(); ++k) offsets[k + 1] = offsets[k] + parts[k].size();
+  return offsets;
+}
+
+}  // namespace
+
+event_table event_table::join(std::vector<event_table>&& parts) {
+  if (parts.empty()) return event_table{};
+  if (parts.size() == 1) return std::move(parts[0]);
+  const std::vector<std::size_t> offsets = row_offsets(parts);
+  if (offsets.back() > events_max) {  // the event past the limit, where add() would refuse it
+    std::size_t k = 0;
+    while (offsets[k + 1] <= events_max) ++k;
+    throw input_error(parts[k].source, parts[k].line[events_max - offsets[k]], "more than 2^32 - 1 events");
+  }
+  event_table out;
+  out.source = parts[0].source;
+  // Names: each distinct name of a part is interned once, in order.
+  std::vector<std::vector<std::uint32_t>> account_map(parts.size());
+  std::vector<std::vector<std::uint32_t>> label_map(parts.size());
+  std::vector<std::size_t> job_offset(parts.size(), 0);
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    account_map[k] = merge_names(out.accounts, parts[k].accounts);
+    label_map[k] = merge_names(out.credit_labels, parts[k].credit_labels);
+    job_offset[k] = out.job_ids.size();
+    for (std::string& id : parts[k].job_ids) out.job_ids.push_back(std::move(id));
+    out.jobs_ += parts[k].jobs_;
+  }
+  const std::size_t total = offsets.back();
+  out.account.resize(total);
+  out.kind.resize(total);
+  out.timestamp.resize(total);
+  out.amount.resize(total);
+  out.end.resize(total);
+  out.credit.resize(total);
+  out.line.resize(total);
+  // Rows: every part copied to its place on its own core, each freed once copied.
+  detail::run_parts(parts.size(), [&](std::size_t k) {
+    event_table& p = parts[k];
+    const std::size_t at = offsets[k];
+    for (std::size_t r = 0; r < p.size(); ++r) {
+      out.account[at + r] = account_map[k][p.account[r]];
+      const op kind = p.kind[r];
+      out.credit[at + r] = kind == op::add   ? label_map[k][p.credit[r]]
+                           : kind == op::run ? static_cast<std::uint32_t>(job_offset[k] + p.credit[r])
+                                             : 0;
+    }
+    std::copy(p.kind.begin(), p.kind.end(), out.kind.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(p.timestamp.begin(), p.timestamp.end(), out.timestamp.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(p.amount.begin(), p.amount.end(), out.amount.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(p.end.begin(), p.end.end(), out.end.begin() + static_cast<std::ptrdiff_t>(at));
+    std::copy(p.line.begin(), p.line.end(), out.line.begin() + static_cast<std::ptrdiff_t>(at));
+    p = event_table{};
+  });
+  return out;
+}
+
+query_batch query_batch::join(std::vector<query_batch>&& parts) {
+  if (parts.empty()) return query_batch{};
+  if (parts.size() == 1) return std::move(parts[0]);
+  const std::vector<std::size_t> offsets = row_offsets(parts);
+  query_batch out;
+  std::vector<std::vector<std::uint32_t>> account_map(parts.size());
+  for (std::size_t k = 0; k < parts.size(); ++k) account_map[k] = merge_names(out.accounts, parts[k].accounts);
+  out.account.resize(offsets.back());
+  out.timestamp.resize(offsets.back());
+  detail::run_parts(parts.size(), [&](std::size_t k) {
+    query_batch& p = parts[k];
+    const std::size_t at = offsets[k];
+    for (std::size_t r = 0; r < p.size(); ++r) out.account[at + r] = account_map[k][p.account[r]];
+    std::copy(p.timestamp.begin(), p.timestamp.end(), out.timestamp.begin() + static_cast<std::ptrdiff_t>(at));
+    p = query_batch{};
+  });
+  return out;
 }
 
 }  // namespace gpucredit

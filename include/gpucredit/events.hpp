@@ -106,6 +106,12 @@ struct event_table {
   /// Whether any event is a job (then intervals carry slopes and unpaid jobs name them).
   bool has_jobs() const noexcept { return jobs_ != 0; }
 
+  /// The tables read from consecutive parts of one input, joined in order as if read one
+  /// after another: names in order of first appearance, every row and line kept. Throws
+  /// `input_error` at the first event past events_max, as `add` would. The parts are
+  /// consumed.
+  static event_table join(std::vector<event_table>&& parts);
+
   /// The label of the credit added (or the job run) at `row` (an add or a run).
   std::string_view credit_label(event_row row) const {
     return kind[row] == op::run ? std::string_view(job_ids[credit[row]]) : credit_labels[credit[row]];
@@ -129,6 +135,9 @@ struct query_batch {
   }
   /// Each query's account as an index into `events` (account_none when unknown there).
   std::vector<account_index> resolve(const dictionary& events) const;
+  /// Batches read from consecutive parts of one input, joined in order (see
+  /// event_table::join). The parts are consumed.
+  static query_batch join(std::vector<query_batch>&& parts);
 };
 
 }  // namespace gpucredit
