@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -312,6 +313,41 @@ TEST(CsvWrite, RoundTripsThroughTheReader) {
     EXPECT_EQ(back.timestamp[i], batch.timestamp[i]);
   }
   EXPECT_NE(text.find("\"b,c\",-2,42\n"), std::string::npos);
+}
+
+TEST(CsvWrite, BalancesFormattedOnEveryCoreMatchRowByRow) {
+  // More rows than one block (1 Mi), names that need quotes, none and negative times.
+  query_batch q;
+  std::vector<amount_t> balances;
+  for (std::size_t i = 0; i < 2500000; ++i) {
+    q.push(i % 1000 == 7 ? "a,\"b\"" : "acct-" + std::to_string(i % 5000), static_cast<timestamp_t>(i * 7919) - 1000000);
+    balances.push_back(i % 3 == 0 ? 0 : static_cast<amount_t>(i * 104729));
+  }
+  const test::fs::path dir = test::scratch_dir("parallel-write");
+  auto written = [&](bool by_rows) {
+    const test::fs::path path = dir / (by_rows ? "rows.csv" : "blocks.csv");
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    csv_writer out(fd, path.string());
+    if (by_rows) {
+      out.raw(balances_header);
+      out.end_row();
+      for (std::size_t i = 0; i < q.size(); ++i) {
+        out.field(q.accounts[q.account[i]]);
+        out.field(q.timestamp[i]);
+        balances[i] != 0 ? out.field(balances[i]) : out.empty_field();
+        out.end_row();
+      }
+    } else {
+      write_balances(out, q, balances);
+    }
+    out.finish();
+    ::close(fd);
+    return test::read_file(path);
+  };
+  const std::string blocks = written(false);
+  EXPECT_EQ(blocks, written(true));
+  EXPECT_EQ(std::count(blocks.begin(), blocks.end(), '\n'), 2500001);
+  test::fs::remove_all(dir);
 }
 
 TEST(CsvWrite, FullDiskIsAnIoError) {

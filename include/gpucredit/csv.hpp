@@ -59,6 +59,8 @@ class csv_writer {
   void total_field(total_t value);  ///< an exact total (may pass int64)
   void empty_field();
   void raw(std::string_view text);    ///< bytes as they are (headers)
+  /// Whole rows already formatted (ending in LF), written after what is buffered.
+  void block(std::string_view text);
   void end_row();
   /// Flushes everything written so far.
   void finish();
@@ -66,6 +68,7 @@ class csv_writer {
  private:
   void separator();
   void flush_if_full();
+  void write_all(std::string_view bytes);
   int fd_;
   std::string name_;
   std::string buffer_;
