@@ -37,6 +37,24 @@ std::string system_reason(const char* what, int errnum) {
 
 namespace {
 
+// A whole file in memory, not zero-filled first.
+struct file_bytes {
+  std::unique_ptr<char[]> bytes;
+  std::size_t size = 0;
+  std::size_t capacity = 0;
+  char* data() noexcept { return bytes.get(); }
+  // Grows to `count` bytes, keeping the first `size`.
+  void resize(std::size_t count) {
+    if (count > capacity) {
+      std::unique_ptr<char[]> bigger = std::make_unique_for_overwrite<char[]>(count);
+      if (size != 0) std::memcpy(bigger.get(), bytes.get(), size);
+      bytes = std::move(bigger);
+      capacity = count;
+    }
+    size = count;
+  }
+};
+
 class record_reader {
  public:
   // Reads the file at `path`; throws input_error when it cannot be opened or is not a
@@ -78,19 +96,39 @@ class record_reader {
 
   // Reads the rest of a regular file of at least `min_bytes` into `bytes` (nothing is
   // read yet); false, reading nothing, for a smaller file, a pipe or text in memory.
-  bool read_whole(std::size_t min_bytes, std::vector<char>& bytes) {
+  bool read_whole(std::size_t min_bytes, file_bytes& bytes) {
     if (fd_ < 0 || size_hint_ < min_bytes || size_ != 0) return false;
-    bytes.resize(size_hint_ + 1);
-    std::size_t have = 0;
-    for (;;) {
-      if (have == bytes.size()) bytes.resize(bytes.size() * 2);  // the file grew
-      const ssize_t got = ::read(fd_, bytes.data() + have, bytes.size() - have);
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        throw input_error(source_, 1, system_reason("read failed", errno));
+    // The file's bytes as stat saw them, read by every core at once (pread: the
+    // kernel's copies run in parallel), then whatever follows if the file grew.
+    bytes.resize(size_hint_);
+    const std::size_t parts = detail::part_count(size_hint_, std::size_t{1} << 22);
+    std::vector<std::size_t> got(parts, 0);
+    detail::run_parts(parts, [&](std::size_t k) {
+      const std::size_t first = size_hint_ * k / parts;
+      const std::size_t last = size_hint_ * (k + 1) / parts;
+      while (first + got[k] < last) {
+        const ssize_t n = ::pread(fd_, bytes.data() + first + got[k], last - first - got[k],
+                                  static_cast<off_t>(first + got[k]));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw input_error(source_, 1, system_reason("read failed", errno));
+        if (n == 0) break;  // the file shrank
+        got[k] += static_cast<std::size_t>(n);
       }
-      if (got == 0) break;
-      have += static_cast<std::size_t>(got);
+    });
+    std::size_t have = 0;
+    for (std::size_t k = 0; k < parts; ++k) {
+      const std::size_t first = size_hint_ * k / parts;
+      if (first != have) break;  // a part came up short: the file changed under us
+      have = first + got[k];
+    }
+    bytes.resize(have);
+    for (;;) {  // the rest, if the file is longer now than stat said
+      bytes.resize(std::max(have + chunk_bytes, std::min(2 * have, have + (std::size_t{1} << 30))));
+      const ssize_t n = ::pread(fd_, bytes.data() + have, bytes.size - have, static_cast<off_t>(have));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw input_error(source_, 1, system_reason("read failed", errno));
+      if (n == 0) break;
+      have += static_cast<std::size_t>(n);
     }
     bytes.resize(have);
     return true;
@@ -599,15 +637,15 @@ std::vector<part_bytes> cut_records(char* first, char* last, std::uint64_t first
 // Parses the records after `head`'s header in `bytes` on every core: read_part(reader,
 // table) per part, then Table::join.
 template <class Table, class ReadPart>
-Table parse_parts(record_reader& head, std::vector<char>& bytes, ReadPart read_part) {
+Table parse_parts(record_reader& head, file_bytes& bytes, ReadPart read_part) {
   const std::vector<part_bytes> cuts =
-      cut_records(bytes.data() + head.offset(), bytes.data() + bytes.size(), head.next_line());
+      cut_records(bytes.data() + head.offset(), bytes.data() + bytes.size, head.next_line());
   std::vector<Table> tables(cuts.size());
   detail::run_parts(cuts.size(), [&](std::size_t k) {
     record_reader in(cuts[k].first, cuts[k].last, head.source(), cuts[k].first_line, false);
     read_part(in, tables[k]);
   });
-  std::vector<char>().swap(bytes);  // the names are copied into the tables' dictionaries
+  bytes = file_bytes{};  // the names are copied into the tables' dictionaries
   return Table::join(std::move(tables));
 }
 
@@ -645,9 +683,9 @@ std::vector<std::string> read_accounts(const std::filesystem::path& path) {
 
 event_table read_events(const std::filesystem::path& path, expiration_form form) {
   record_reader in(path, path.string());
-  std::vector<char> bytes;
+  file_bytes bytes;
   if (!in.read_whole(parallel_min_bytes(), bytes)) return read_events_from(in, form);
-  record_reader head(bytes.data(), bytes.data() + bytes.size(), in.source(), 1, true);
+  record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);
   std::vector<std::string_view> fields;
   expect_header(head, fields, events_header);
   return parse_parts<event_table>(head, bytes, [&](record_reader& part, event_table& table) {
@@ -663,9 +701,9 @@ event_table parse_events(std::string_view text, std::string source, expiration_f
 
 query_batch read_queries(const std::filesystem::path& path) {
   record_reader in(path, path.string());
-  std::vector<char> bytes;
+  file_bytes bytes;
   if (!in.read_whole(parallel_min_bytes(), bytes)) return read_queries_from(in);
-  record_reader head(bytes.data(), bytes.data() + bytes.size(), in.source(), 1, true);
+  record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);
   std::vector<std::string_view> fields;
   expect_header(head, fields, queries_header);
   return parse_parts<query_batch>(head, bytes, [](record_reader& part, query_batch& batch) {
@@ -751,14 +789,6 @@ void csv_writer::write_all(std::string_view bytes) {
 
 namespace {
 
-// Appends one value's decimal digits (std::to_chars: no locale, no stream).
-void append_int(std::string& text, std::int64_t value) {
-  char digits[24];
-  const auto [ptr, ec] = std::to_chars(digits, digits + sizeof digits, value);
-  (void)ec;  // 24 bytes always hold an int64
-  text.append(digits, static_cast<std::size_t>(ptr - digits));
-}
-
 // Appends a name as a CSV field (quoted only when needed).
 void append_name(std::string& text, std::string_view name) {
   if (name.find_first_of(",\"\r\n") == std::string_view::npos) {
@@ -780,34 +810,80 @@ void csv_writer::block(std::string_view text) {
   write_all(text);
 }
 
+void csv_writer::blocks(std::span<const std::string_view> texts) {
+  finish();
+  struct stat st {};
+  const off_t at = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) ? ::lseek(fd_, 0, SEEK_CUR) : off_t{-1};
+  if (at < 0 || texts.size() < 2) {
+    for (const std::string_view text : texts) write_all(text);
+    return;
+  }
+  std::vector<off_t> offsets(texts.size() + 1, at);
+  for (std::size_t k = 0; k < texts.size(); ++k) offsets[k + 1] = offsets[k] + static_cast<off_t>(texts[k].size());
+  detail::run_parts(texts.size(), [&](std::size_t k) {
+    std::size_t done = 0;
+    while (done < texts[k].size()) {
+      const ssize_t wrote = ::pwrite(fd_, texts[k].data() + done, texts[k].size() - done,
+                                     offsets[k] + static_cast<off_t>(done));
+      if (wrote < 0) {
+        if (errno == EINTR) continue;
+        throw io_error(name_ + ": " + system_reason("write failed", errno));
+      }
+      done += static_cast<std::size_t>(wrote);
+    }
+  });
+  if (::lseek(fd_, offsets.back(), SEEK_SET) < 0) throw io_error(name_ + ": " + system_reason("seek failed", errno));
+}
+
 void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances) {
   out.raw(balances_header);
   out.end_row();
-  // Rows are formatted a block at a time on every core and written in order: each round
+  // Each distinct name's field (quoted when needed) and its comma, made once.
+  std::string names;
+  std::vector<std::size_t> name_at(queries.accounts.size() + 1, 0);
+  for (std::uint32_t a = 0; a < queries.accounts.size(); ++a) {
+    append_name(names, queries.accounts[a]);
+    names += ',';
+    name_at[a + 1] = names.size();
+  }
+  std::size_t widest = 0;
+  for (std::size_t a = 0; a + 1 < name_at.size(); ++a) widest = std::max(widest, name_at[a + 1] - name_at[a]);
+  // Rows are formatted a block at a time on every core, straight into each block's
+  // buffer with to_chars (no locale, no stream), and written in order: each round
   // formats up to one block per core (1 Mi rows each), then writes them.
   constexpr std::size_t block_rows = std::size_t{1} << 20;
+  constexpr std::size_t digits_max = 20;  // "-9223372036854775808"
+  const std::size_t row_max = widest + 2 * digits_max + 2;
   const std::size_t n = queries.size();
   const std::size_t blocks = (n + block_rows - 1) / block_rows;
   const std::size_t per_round = std::max<std::size_t>(1, detail::part_count(n, block_rows));
-  std::vector<std::string> text(per_round);
+  std::vector<std::unique_ptr<char[]>> text(per_round);
+  std::vector<std::size_t> used(per_round, 0);
   for (std::size_t first = 0; first < blocks; first += per_round) {
     const std::size_t round = std::min(per_round, blocks - first);
     detail::run_parts(round, [&](std::size_t k) {
       const std::size_t begin = (first + k) * block_rows;
       const std::size_t end = std::min(n, begin + block_rows);
-      std::string& t = text[k];
-      t.clear();
-      t.reserve((end - begin) * 32);
+      if (!text[k]) text[k] = std::make_unique_for_overwrite<char[]>(block_rows * row_max);
+      char* w = text[k].get();
+      const char* const name_text = names.data();
       for (std::size_t i = begin; i < end; ++i) {
-        append_name(t, queries.accounts[queries.account[i]]);
-        t += ',';
-        append_int(t, queries.timestamp[i]);
-        t += ',';
-        if (balances[i] != 0) append_int(t, balances[i]);
-        t += '\n';
+        const std::uint32_t a = queries.account[i];
+        const std::size_t length = name_at[a + 1] - name_at[a];
+        std::memcpy(w, name_text + name_at[a], length);
+        w += length;
+        w = std::to_chars(w, w + digits_max, queries.timestamp[i]).ptr;
+        *w++ = ',';
+        if (balances[i] != 0) w = std::to_chars(w, w + digits_max, balances[i]).ptr;
+        *w++ = '\n';
       }
+      used[k] = static_cast<std::size_t>(w - text[k].get());
     });
-    for (std::size_t k = 0; k < round; ++k) out.block(text[k]);
+    // Into a regular file every core writes its own block at its own offset (the
+    // kernel's copies run in parallel too); into a pipe or device, in order.
+    std::vector<std::string_view> round_blocks(round);
+    for (std::size_t k = 0; k < round; ++k) round_blocks[k] = {text[k].get(), used[k]};
+    out.blocks(round_blocks);
   }
 }
 

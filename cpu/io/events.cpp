@@ -43,20 +43,47 @@ dictionary& dictionary::operator=(const dictionary& other) {
   return *this;
 }
 
-std::uint32_t dictionary::hash_of(std::string_view name) noexcept {
-  // 64-bit FNV-1a over 8 bytes at a time, then a final mix (splitmix64): names are
-  // short, and a probe compares these hashes before it reads any name.
-  std::uint64_t h = 0xcbf29ce484222325ULL ^ name.size();
-  std::size_t i = 0;
-  for (; i + 8 <= name.size(); i += 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, name.data() + i, 8);
-    h = (h ^ word) * 0x100000001b3ULL;
+namespace {
+
+std::uint64_t load8(const char* p) noexcept {
+  std::uint64_t word = 0;
+  std::memcpy(&word, p, 8);
+  return word;
+}
+std::uint32_t load4(const char* p) noexcept {
+  std::uint32_t word = 0;
+  std::memcpy(&word, p, 4);
+  return word;
+}
+
+// Byte-equal names, without a library call for the short names logs are made of.
+bool same_name(std::string_view a, std::string_view b) noexcept {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n >= 8 && n <= 16) {  // two overlapping words
+    return load8(a.data()) == load8(b.data()) && load8(a.data() + n - 8) == load8(b.data() + n - 8);
   }
-  if (i < name.size()) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, name.data() + i, name.size() - i);
-    h = (h ^ word) * 0x100000001b3ULL;
+  if (n >= 4 && n < 8) return load4(a.data()) == load4(b.data()) && load4(a.data() + n - 4) == load4(b.data() + n - 4);
+  return n == 0 || std::memcmp(a.data(), b.data(), n) == 0;
+}
+
+}  // namespace
+
+std::uint32_t dictionary::hash_of(std::string_view name) noexcept {
+  // 64-bit FNV-1a over 8 bytes at a time (the last word overlapping the one before: no
+  // byte-by-byte tail), then a final mix (splitmix64): names are short, and a probe
+  // compares these hashes before it reads any name.
+  const std::size_t n = name.size();
+  const char* p = name.data();
+  std::uint64_t h = 0xcbf29ce484222325ULL ^ n;
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8) h = (h ^ load8(p + i)) * 0x100000001b3ULL;
+    h = (h ^ load8(p + n - 8)) * 0x100000001b3ULL;
+  } else if (n >= 4) {
+    h = (h ^ (load4(p) | (std::uint64_t{load4(p + n - 4)} << 32))) * 0x100000001b3ULL;
+  } else if (n > 0) {
+    const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
+    h = (h ^ (byte(0) | (byte(n / 2) << 8) | (byte(n - 1) << 16))) * 0x100000001b3ULL;
   }
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ULL;
@@ -71,7 +98,7 @@ std::size_t dictionary::probe(std::string_view name, std::uint32_t h) const noex
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
     const slot& s = slots_[i];
-    if (s.hash == 0 || (s.hash == h && names_[s.index] == name)) return i;
+    if (s.hash == 0 || (s.hash == h && same_name(names_[s.index], name))) return i;
   }
 }
 
@@ -104,7 +131,7 @@ void dictionary::grow() {
 std::uint32_t dictionary::intern(std::string_view name, bool& added) {
   // Logs often repeat a name on consecutive lines: one comparison before the hash.
   added = false;
-  if (last_ < names_.size() && names_[last_] == name) return last_;
+  if (last_ < names_.size() && same_name(names_[last_], name)) return last_;
   if (2 * (names_.size() + 1) > slots_.size()) grow();
   const std::uint32_t h = hash_of(name);
   const std::size_t i = probe(name, h);

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,9 @@ class csv_writer {
   void raw(std::string_view text);    ///< bytes as they are (headers)
   /// Whole rows already formatted (ending in LF), written after what is buffered.
   void block(std::string_view text);
+  /// Several such blocks, in order; into a regular file each is written by its own
+  /// thread at its own offset.
+  void blocks(std::span<const std::string_view> texts);
   void end_row();
   /// Flushes everything written so far.
   void finish();
