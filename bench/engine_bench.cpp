@@ -215,6 +215,38 @@ BENCHMARK(BM_QueriesSynthetic)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Giant accounts (issue: random queries over accounts of 10^5+ breakpoints): `accounts`
+// accounts of `per` breakpoints each, 4 Mi queries at random times, sorted by (account,
+// time) or in random order. The random/sorted ratio is the figure of merit.
+void BM_QueriesGiant(benchmark::State& state) {
+  const auto per = static_cast<std::size_t>(state.range(0));
+  const bool sorted = state.range(1) != 0;
+  const std::size_t accounts_total = 4000000 / per;
+  constexpr std::size_t n = std::size_t{1} << 22;
+  interval_table rows;
+  for (std::size_t i = 0; i < accounts_total * per; ++i) {
+    const auto t = static_cast<timestamp_t>((i % per) * 16);
+    const timestamp_t end = (i % per) == per - 1 ? t : t + 15;
+    rows.push(static_cast<account_index>(i / per), static_cast<event_row>(i), t, end, 1 + static_cast<amount_t>(i % 997));
+  }
+  const engine e = engine::create(rows, accounts_total);
+  const auto [accounts, times] = synthetic_queries(accounts_total, per, n, sorted);
+  std::vector<amount_t> out(n);
+  e.balances(accounts, times, out);
+  const step_index& index = *detail::engine_access::cpu_index(e);
+  for (std::size_t i = 0; i < n; i += 997) check(out[i] == index.balance(accounts[i], times[i]), "balance");
+  for (auto _ : state) {
+    e.balances(accounts, times, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+BENCHMARK(BM_QueriesGiant)
+    ->ArgsProduct({{100, 10000, 100000, 1000000}, {0, 1}})
+    ->ArgNames({"per_account", "sorted"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The same index with and without slopes (SPEC section 10: every row drawn at 1 a tick,
 // or level): what a ledger with jobs costs a query (one multiply, 8 more bytes read per
 // breakpoint found). Answers checked against the definition on a sample.

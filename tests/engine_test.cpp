@@ -279,6 +279,41 @@ TEST(Engine, LargeBatchesAnswerLikeSingleSearches) {
   for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], index.balance(3, t[i])) << i;
 }
 
+TEST(Engine, LargeAccountsAnswerRandomQueriesLikeSingleSearches) {
+  // Accounts of 4,096 breakpoints and more get a second level for random-order searches
+  // (cpu_engine.cpp): accounts just under, at and far over that size, queries before,
+  // between and after their breakpoints, in random order.
+  interval_table rows;
+  const std::size_t sizes[] = {4095, 4096, 4097, 70000, 3};
+  std::mt19937_64 rng(77);
+  for (account_index a = 0; a < 5; ++a) {
+    for (std::size_t i = 0; i < sizes[a]; ++i) {
+      const auto t = static_cast<timestamp_t>(i * 10);
+      rows.push(a, static_cast<event_row>(rows.size()), t, t + 9, 1 + static_cast<amount_t>(rng() % 1000));
+    }
+  }
+  const step_index index = step_index::build(rows, 5);
+  const engine e = engine::create(rows, 5, test::backend_under_test());
+  std::vector<account_index> accounts;
+  std::vector<timestamp_t> times;
+  for (int q = 0; q < 200000; ++q) {
+    const auto a = static_cast<account_index>(rng() % 6);  // 5 is unknown
+    accounts.push_back(a);
+    times.push_back(static_cast<timestamp_t>(rng() % 720000) - 10000);
+  }
+  for (const timestamp_t edge : {timestamp_min, timestamp_t{-1}, timestamp_t{0}, timestamp_t{40950}, timestamp_t{40959},
+                                 timestamp_t{40960}, timestamp_t{699999}, timestamp_max}) {
+    for (account_index a = 0; a < 5; ++a) {
+      accounts.push_back(a);
+      times.push_back(edge);
+    }
+  }
+  const std::vector<amount_t> got = e.balances(accounts, times);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i], index.balance(accounts[i], times[i])) << "account " << accounts[i] << " at " << times[i];
+  }
+}
+
 TEST(CudaBackend, AnswersLikeTheCpuAtScale) {
   if (!backend_available(backend::cuda)) GTEST_SKIP() << "the CUDA backend is not built or no CUDA device was found";
   std::mt19937_64 rng(99);

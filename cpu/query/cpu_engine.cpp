@@ -24,9 +24,17 @@ constexpr std::size_t search_group = 128;
 constexpr std::size_t queries_per_thread_min = std::size_t{1} << 16;
 static_assert(block_queries % search_group == 0, "blocks hold whole groups");
 
+// Accounts of at least `fence_min` breakpoints get a second, small level for searches in
+// random order: every `fence_step`-th breakpoint time, contiguous (one cache line holds 8),
+// so that a search first narrows to one block of fence_step breakpoints in the level
+// that stays in cache and then touches only that block. Which accounts get one is
+// decided by the data (their size), never by a flag.
+constexpr std::size_t fence_step = 64;
+constexpr std::size_t fence_min = 4096;
+
 class cpu_engine final : public engine::impl {
  public:
-  explicit cpu_engine(step_index index) : index_(std::move(index)) {}
+  explicit cpu_engine(step_index index) : index_(std::move(index)) { build_fences(); }
   backend kind() const noexcept override { return backend::cpu; }
 
   void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
@@ -132,6 +140,26 @@ class cpu_engine final : public engine::impl {
     }
   }
 
+  void build_fences() {
+    const std::size_t accounts = index_.account_count();
+    fence_begin_.assign(accounts + 1, 0);
+    for (std::size_t a = 0; a < accounts; ++a) {
+      const std::size_t length = index_.account_offsets[a + 1] - index_.account_offsets[a];
+      fence_begin_[a + 1] = fence_begin_[a] + (length >= fence_min ? (length + fence_step - 1) / fence_step : 0);
+    }
+    if (fence_begin_.back() == 0) {
+      fence_begin_.clear();  // no account is large: no second level
+      return;
+    }
+    fences_.resize(fence_begin_.back());
+    for (std::size_t a = 0; a < accounts; ++a) {
+      const std::size_t first = index_.account_offsets[a];
+      for (std::size_t j = fence_begin_[a]; j < fence_begin_[a + 1]; ++j) {
+        fences_[j] = index_.times[first + (j - fence_begin_[a]) * fence_step];
+      }
+    }
+  }
+
   // The balances of account a at every grid time, into out[0, grid.count).
   template <bool Sloped>
   void grid_row(account_index a, const time_grid& grid, amount_t* out) const {
@@ -164,13 +192,51 @@ class cpu_engine final : public engine::impl {
       std::size_t base[search_group];
       std::size_t length[search_group];
       std::size_t first[search_group];
+      std::size_t fence_base[search_group];
+      std::size_t fence_length[search_group];
+      bool fenced = false;
       for (std::size_t k = 0; k < size; ++k) {
         const account_index a = accounts[g + k];
         const bool known = a < count;
         first[k] = known ? index_.account_offsets[a] : 0;
         length[k] = known ? index_.account_offsets[a + 1] - first[k] : 0;
         base[k] = first[k];
-        __builtin_prefetch(bp + base[k] + length[k] / 2);
+        if (length[k] >= fence_min) {  // the account's fences are searched first
+          fence_base[k] = fence_begin_[a];
+          fence_length[k] = fence_begin_[a + 1] - fence_begin_[a];
+          fenced = true;
+          __builtin_prefetch(fences_.data() + fence_base[k] + fence_length[k] / 2);
+        } else {
+          fence_length[k] = 0;
+          __builtin_prefetch(bp + base[k] + length[k] / 2);
+        }
+      }
+      if (fenced) {
+        // The fences of the group's large accounts, searched the same interleaved way;
+        // then each search goes on in the one block its fence leads to.
+        const timestamp_t* fp = fences_.data();
+        for (bool busy = true; busy;) {
+          busy = false;
+          for (std::size_t k = 0; k < size; ++k) {
+            if (fence_length[k] <= 1) continue;
+            const std::size_t half = fence_length[k] / 2;
+            fence_base[k] = fp[fence_base[k] + half] <= times[g + k] ? fence_base[k] + half : fence_base[k];
+            fence_length[k] -= half;
+            __builtin_prefetch(fp + fence_base[k] + fence_length[k] / 2);
+            busy = busy || fence_length[k] > 1;
+          }
+        }
+        for (std::size_t k = 0; k < size; ++k) {
+          if (fence_length[k] == 0) continue;
+          const account_index a = accounts[g + k];
+          // The block of the last fence <= t (or the first, when none is: its search
+          // then finds no breakpoint <= t).
+          const std::size_t block = fence_base[k] - fence_begin_[a];
+          const std::size_t skipped = block * fence_step;
+          base[k] = first[k] + skipped;
+          length[k] = std::min(fence_step, length[k] - skipped);
+          __builtin_prefetch(bp + base[k] + length[k] / 2);
+        }
       }
       // Branch-free upper bound, all searches of the group one step at a time.
       for (bool busy = true; busy;) {
@@ -196,6 +262,8 @@ class cpu_engine final : public engine::impl {
   }
 
   step_index index_;
+  std::vector<std::uint64_t> fence_begin_;  // per account, into fences_ (empty: none)
+  std::vector<timestamp_t> fences_;
 };
 
 }  // namespace
