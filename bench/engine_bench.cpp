@@ -7,6 +7,8 @@
 #include <numeric>
 #include <random>
 #include <stdexcept>
+#include <string>
+#include <thread>
 
 #include "gpucredit/csv.hpp"
 #include "cpu/query/engine_impl.hpp"
@@ -246,6 +248,54 @@ BENCHMARK(BM_QueriesGiant)
     ->ArgNames({"per_account", "sorted"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// The account table (dictionary): `n` distinct names interned, then 4 Mi lookups of
+// names drawn from them in random order (what reading a queries file does per row).
+// The per-lookup time from 10^3 to 10^7 names shows how it scales out of cache.
+void BM_DictionaryLookup(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<std::string> names(n);
+  for (std::size_t i = 0; i < n; ++i) names[i] = "org-" + std::to_string(i * 7919 % 100000007);
+  dictionary d;
+  for (const std::string& name : names) d.intern(name);
+  check(d.size() == n, "distinct names");
+  std::mt19937_64 rng(5);
+  std::vector<std::string_view> probes(std::size_t{1} << 22);
+  for (std::string_view& p : probes) p = names[rng() % n];
+  for (auto _ : state) {
+    std::uint64_t sum = 0;
+    for (const std::string_view p : probes) sum += d.intern(p);
+    benchmark::DoNotOptimize(sum);
+  }
+  for (std::size_t i = 0; i < n; i += 997) check(d.find(names[i]) == i, "index");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(probes.size()));
+}
+BENCHMARK(BM_DictionaryLookup)->Arg(1000)->Arg(100000)->Arg(10000000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A STREAM-like bound: a[i] = b[i] + 3 c[i] over 3 x 128 MiB on every core (24 bytes
+// moved per element). No query benchmark can move more bytes per second than this.
+void BM_StreamTriad(benchmark::State& state) {
+  const std::size_t n = std::size_t{1} << 24;
+  std::vector<double> a(n, 0.0);
+  std::vector<double> b(n, 1.0);
+  std::vector<double> c(n, 2.0);
+  const std::size_t parts = std::max(1U, std::thread::hardware_concurrency());
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (std::size_t k = 0; k < parts; ++k) {
+      threads.emplace_back([&, k] {
+        const std::size_t first = n * k / parts;
+        const std::size_t last = n * (k + 1) / parts;
+        for (std::size_t i = first; i < last; ++i) a[i] = b[i] + 3.0 * c[i];
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    benchmark::DoNotOptimize(a.data());
+  }
+  check(a[n / 2] == 7.0, "triad");
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(n * 24));
+}
+BENCHMARK(BM_StreamTriad)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The same index with and without slopes (SPEC section 10: every row drawn at 1 a tick,
 // or level): what a ledger with jobs costs a query (one multiply, 8 more bytes read per
