@@ -246,6 +246,18 @@ TEST(Regression, CompatibleClassRefusesBadNamesLikeTheReaders) {
   EXPECT_EQ(credits.getBalance("\xF0\x9F\x98\x80", 0), 5);
 }
 
+TEST_F(Hostile, BadHeadersAreShownWholeFieldByField) {
+  // The difference is past the 40th character: both headers are listed in full.
+  test::write_file(dir_ / "q.csv", "account,timestamp\na,1\n");
+  const test::run_result r = run_events("op,account,credit_id,timestamp,amount,expiration_days\nadd,a,g,1,5,10\n");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("bad header: field 6 is 'expiration_days', expected 'expiration' (read: 'op' | 'account' | "
+                       "'credit_id' | 'timestamp' | 'amount' | 'expiration_days'; expected: 'op' | 'account' | "
+                       "'credit_id' | 'timestamp' | 'amount' | 'expiration')"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST_F(Hostile, HeadersAreComparedFieldByField) {
   expect_refused("\"op,account\",credit_id,timestamp,amount,expiration\nadd,a,g,1,5,10\n", 1, "bad header");
   test::write_file(dir_ / "q.csv", "\"account,timestamp\"\na,1\n");

@@ -496,13 +496,22 @@ void expect_header(record_reader& in, std::vector<std::string_view>& fields, std
     if (comma == std::string_view::npos) break;
     from = comma + 1;
   }
-  const std::string wanted = " (expected the header '" + std::string(header) + "')";
+  // Both headers field by field, in full (each field shown as errors show fields), so
+  // that the difference can be seen whatever the header's length.
+  auto listed = [](const std::vector<std::string_view>& list) {
+    std::string text;
+    const std::size_t shown_max = 16;
+    for (std::size_t i = 0; i < std::min(list.size(), shown_max); ++i) text += (i == 0 ? "" : " | ") + detail::shown(list[i]);
+    if (list.size() > shown_max) text += " | ... (" + std::to_string(list.size()) + " fields)";
+    return text;
+  };
+  const std::string both = " (read: " + listed(fields) + "; expected: " + listed(expected) + ")";
   for (std::size_t i = 0; i < std::max(fields.size(), expected.size()); ++i) {
     const std::string which = "bad header: field " + std::to_string(i + 1);
-    if (i >= fields.size()) in.fail(which + " is missing, expected '" + std::string(expected[i]) + "'" + wanted);
-    if (i >= expected.size()) in.fail(which + " " + detail::shown(fields[i]) + " is extra" + wanted);
+    if (i >= fields.size()) in.fail(which + " is missing, expected '" + std::string(expected[i]) + "'" + both);
+    if (i >= expected.size()) in.fail(which + " " + detail::shown(fields[i]) + " is extra" + both);
     if (fields[i] != expected[i]) {
-      in.fail(which + " is " + detail::shown(fields[i]) + ", expected '" + std::string(expected[i]) + "'" + wanted);
+      in.fail(which + " is " + detail::shown(fields[i]) + ", expected '" + std::string(expected[i]) + "'" + both);
     }
   }
 }
