@@ -471,8 +471,10 @@ TEST_F(Cli, ReportHtmlRendersInChromiumWithoutScriptErrors) {
                 .exit_code,
             0);
   const std::string html = read_file(out / "report.html");
-  EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg")) << "no network resource";
-  EXPECT_EQ(html.find("https://"), std::string::npos) << "no network resource";
+  for (const char* fetch : {"src=\"http", "href=\"http", "url(http", "src='http", "href='http", "<link", "fetch("}) {
+    EXPECT_EQ(html.find(fetch), std::string::npos) << "a network resource: " << fetch;
+  }
+  EXPECT_NE(html.find("Dygraph"), std::string::npos) << "the chart library is inlined";
   const test::run_result dom =
       run("HOME=" + quote(dir_) + " timeout 120 chromium --headless --no-sandbox --disable-gpu --enable-logging=stderr " +
               "--v=0 --dump-dom " + quote("file://" + (out / "report.html").string()),
@@ -483,9 +485,24 @@ TEST_F(Cli, ReportHtmlRendersInChromiumWithoutScriptErrors) {
   for (const std::string chart : {"fleet-balance", "flows", "top-breakage", "account-balance"}) {
     EXPECT_NE(dom.out.find("data-chart=\"" + chart + "\""), std::string::npos) << chart;
   }
-  EXPECT_NE(dom.out.find("<polyline"), std::string::npos) << "no line drawn";
-  EXPECT_NE(dom.out.find("<rect"), std::string::npos) << "no bar drawn";
+  // dygraphs draws on canvases, one set per chart, with axis labels, gridlines and a legend.
+  std::size_t canvases = 0;
+  for (std::size_t at = dom.out.find("<canvas"); at != std::string::npos; at = dom.out.find("<canvas", at + 1)) ++canvases;
+  EXPECT_GE(canvases, 3U) << "the three time-series charts are drawn";
+  EXPECT_NE(dom.out.find("dygraph-axis-label"), std::string::npos) << "axes have labels";
+  EXPECT_NE(dom.out.find("</div> fleet balance</span>"), std::string::npos) << "the legend names the series";
+  EXPECT_NE(dom.out.find("class=\"amount\""), std::string::npos) << "the ranked accounts are listed";
   EXPECT_NE(dom.out.find("1970-01-01T"), std::string::npos) << "times shown as UTC dates";
+  // Screenshots at a phone's, a laptop's and a wide screen's width render without error.
+  for (const char* size : {"420,1200", "1280,1600", "1920,1400"}) {
+    const fs::path png = dir_ / (std::string("report-") + size + ".png");
+    const test::run_result shot = run("HOME=" + quote(dir_) + " timeout 120 chromium --headless --no-sandbox --disable-gpu " +
+                                          "--hide-scrollbars --window-size=" + size + " --screenshot=" + quote(png) + " " +
+                                          quote("file://" + (out / "report.html").string()),
+                                      dir_);
+    EXPECT_EQ(shot.exit_code, 0) << shot.err;
+    EXPECT_GT(fs::exists(png) ? fs::file_size(png) : 0, 10000U) << size;
+  }
 }
 
 TEST_F(Cli, ReportPageStaysSmallAndRendersOnFineGrids) {

@@ -1,12 +1,18 @@
-// See report_html.hpp. Charts are hand-written SVG: a few dozen lines of script do the
-// line and bar charts this page needs, where a vendored chart library would add hundreds
-// of kilobytes to every report.
+// See report_html.hpp. The charts are drawn by dygraphs (third_party/dygraphs, 131 KB,
+// inlined: the page stays one offline file), a library made for long time series: axes
+// with ticks and gridlines, legends, zoom and pan, min/max bands for downsampled grids.
 #include "report_html.hpp"
 
 #include <algorithm>
 #include <type_traits>
 
 namespace gpucredit::tools {
+
+// The chart library, inlined into every page (generated from third_party/dygraphs by
+// cmake/embed_text.cmake).
+extern const std::string_view dygraphs_js;
+extern const std::string_view dygraphs_css;
+
 namespace {
 
 // Points drawn per chart at most: a finer grid is drawn from runs of times (the CSVs keep
@@ -56,23 +62,40 @@ void json_ranked(std::string& out, const std::vector<report_page::ranked>& rows)
 }
 
 constexpr std::string_view page_head = R"(<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>gpucredit report</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}
-h1{font-size:20px}h2{font-size:16px;margin-top:28px}
-.chart{border:1px solid #ddd;border-radius:4px;background:#fff}
-.note{color:#666;font-size:12px}.row{display:flex;gap:24px;flex-wrap:wrap}
-svg text{font-size:11px;fill:#444}
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gpucredit report</title>
+<style>)";
+
+constexpr std::string_view page_style = R"(
+body{font:14px/1.45 system-ui,sans-serif;margin:0;padding:20px 28px;color:#222;background:#f6f7f9}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:15px;margin:0}
+.note{color:#555;font-size:12.5px;margin:4px 0}
+.panel{background:#fff;border:1px solid #dde1e6;border-radius:6px;padding:12px 16px 10px;margin:14px 0}
+.panel-head{display:flex;align-items:baseline;justify-content:space-between;gap:16px;flex-wrap:wrap;margin-bottom:6px}
+.legend{font-size:12.5px;color:#333;min-height:18px;text-align:right}
+.chart{width:100%;height:320px}
+.row{display:flex;gap:14px;flex-wrap:wrap}.row .panel{flex:1 1 420px;margin:0}
+table.rank{width:100%;border-collapse:collapse;font-size:13px;margin-top:6px}
+table.rank td{padding:3px 6px;border-bottom:1px solid #eef0f3;white-space:nowrap}
+table.rank td.amount{text-align:right;font-variant-numeric:tabular-nums}
+table.rank td.bar{width:45%}table.rank div{height:12px;border-radius:2px}
+select{font:inherit;max-width:360px}
+.dygraph-axis-label{font-size:12px;color:#444}
 </style></head><body>
 <h1 id="title"></h1>
 <p class="note" id="sampled"></p>
-<p class="note">Balances at every grid time; breakage is credit that expired unused, shortfall is usage that went unpaid (drain) or was rejected (reject). All amounts exact.</p>
-<h2>Fleet balance</h2><svg class="chart" id="fleet" width="1000" height="260" data-chart="fleet-balance"></svg>
-<h2>Breakage and shortfall per step</h2><svg class="chart" id="flows" width="1000" height="260" data-chart="flows"></svg>
-<div class="row"><div><h2>Most breakage</h2><svg class="chart" id="topb" width="480" height="300" data-chart="top-breakage"></svg></div>
-<div><h2>Most shortfall</h2><svg class="chart" id="tops" width="480" height="300" data-chart="top-shortfall"></svg></div></div>
-<h2>One account</h2><select id="pick"></select>
-<svg class="chart" id="acct" width="1000" height="260" data-chart="account-balance"></svg>
+<p class="note">Balances at every grid time; breakage is credit that expired unused, shortfall is usage that went unpaid (drain) or was rejected (reject). Amounts in the legends and tables are exact. Drag across a chart to zoom, shift-drag to pan, double-click to reset.</p>
+<section class="panel"><div class="panel-head"><h2>Fleet balance</h2><div class="legend" id="fleet-legend"></div></div>
+<div class="chart" id="fleet" data-chart="fleet-balance"></div></section>
+<section class="panel"><div class="panel-head"><h2>Breakage and shortfall per step</h2><div class="legend" id="flows-legend"></div></div>
+<div class="chart" id="flows" data-chart="flows"></div></section>
+<div class="row"><section class="panel"><h2>Most breakage</h2><table class="rank" id="topb" data-chart="top-breakage"></table></section>
+<section class="panel"><h2>Most shortfall</h2><table class="rank" id="tops" data-chart="top-shortfall"></table></section></div>
+<section class="panel"><div class="panel-head"><h2>One account <select id="pick" aria-label="account"></select></h2><div class="legend" id="acct-legend"></div></div>
+<div class="chart" id="acct" data-chart="account-balance"></div></section>
+<script>)";
+
+constexpr std::string_view page_data = R"(</script>
 <script type="application/json" id="data">)";
 
 constexpr std::string_view page_tail = R"(</script>
@@ -80,92 +103,74 @@ constexpr std::string_view page_tail = R"(</script>
 "use strict";
 window.onerror = (m) => { document.documentElement.setAttribute("data-report", "error: " + m); };
 const D = JSON.parse(document.getElementById("data").textContent);
-const NS = "http://www.w3.org/2000/svg";
-const num = (s) => Number(s);  // display only: exact values stay strings in the data
+const num = (s) => Number(s);  // drawing only: the exact values stay decimal strings
 const scale = {s: 1e3, ms: 1, us: 1e-3, ns: 1e-6}[D.time_unit];
-const label = (t) => scale ? new Date(num(t) * scale).toISOString().replace(".000Z", "Z") : String(t);
-function el(svg, name, attrs, text) {
-  const e = document.createElementNS(NS, name);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  svg.appendChild(e);
-  return e;
+const xOf = (t) => scale ? new Date(num(t) * scale) : num(t);
+// Thousands separators on exact decimal strings (no rounding through a double).
+const sep = (s) => String(s).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+const fmt = (v) => Math.round(v).toLocaleString("en-US");
+const timeText = (t) => scale ? new Date(num(t) * scale).toISOString().replace(".000Z", "Z").replace("T00:00:00Z", "")
+                              : sep(t);
+// A chart of the series in `cols` (exact strings, one array per series) over the grid;
+// `lows`, where the grid was downsampled, the lowest value each point stands for.
+// `steps`: per-step values (entry i for the step (t(i-1), t(i)]), drawn as steps from
+// t(i-1) to t(i); where each point stands for a run of times, from the run's first time.
+function chart(id, names, cols, lows, colors, extra, steps) {
+  const shift = steps && D.per_point === 1 && D.grid.length > 1 ? 1 : 0;
+  const at = (row) => Math.min(row + shift, D.grid.length - 1);  // the entry a drawn row shows
+  const rows = D.grid.slice(0, D.grid.length).map((t, row) => [xOf(t)].concat(cols.map((c, k) => lows && lows[k]
+      ? [num(lows[k][row]), num(c[row]), num(c[row])] : num(c[at(row)]))));
+  const exact = (row, col) => cols[col - 1][at(row)];
+  const when = (row) => shift ? timeText(D.grid[row]) + " to " + timeText(D.grid[at(row)]) : timeText(D.grid[row]);
+  return new Dygraph(document.getElementById(id), rows, Object.assign({
+    labels: ["time"].concat(names), colors, legend: "always", labelsDiv: id + "-legend", strokeWidth: 1.6,
+    customBars: !!lows, includeZero: false, gridLineColor: "#e6e8eb", axisLineColor: "#999",
+    xRangePad: 4, yRangePad: 8, labelsUTC: true,
+    axes: {
+      x: Object.assign({valueFormatter: (v, o, n, g, row) => when(row), pixelsPerLabel: 90},
+                       scale ? {} : {axisLabelFormatter: (v) => fmt(v)}),
+      y: {valueFormatter: (v, o, n, g, row, col) => sep(exact(row, col)), axisLabelFormatter: (v) => fmt(v),
+          axisLabelWidth: 100, pixelsPerLabel: 36},
+    },
+  }, extra || {}));
 }
-function clear(svg) { while (svg.firstChild) svg.removeChild(svg.firstChild); }
-const maxOf = (values) => values.reduce((m, v) => Math.max(m, num(v)), 1);  // no spread: grids may be huge
-function axes(svg, w, h, max, xs) {
-  el(svg, "line", {x1: 60, y1: h - 30, x2: w - 10, y2: h - 30, stroke: "#999"});
-  el(svg, "line", {x1: 60, y1: 10, x2: 60, y2: h - 30, stroke: "#999"});
-  el(svg, "text", {x: 4, y: 16}, String(max));
-  el(svg, "text", {x: 4, y: h - 32}, "0");
-  if (xs.length) {
-    el(svg, "text", {x: 60, y: h - 12}, label(xs[0]));
-    el(svg, "text", {x: w - 10, y: h - 12, "text-anchor": "end"}, label(xs[xs.length - 1]));
-  }
-}
-// A line through `hi`; where the grid was downsampled, a second through `lo` (the min
-// and max of the times each point stands for).
-function lineChart(svg, xs, hi, lo, color) {
-  clear(svg);
-  const w = +svg.getAttribute("width"), h = +svg.getAttribute("height");
-  const max = maxOf(hi);
-  axes(svg, w, h, max, xs);
-  const px = (i) => 60 + (xs.length > 1 ? i * (w - 80) / (xs.length - 1) : 0);
-  const py = (v) => h - 30 - num(v) / max * (h - 50);
-  el(svg, "polyline", {points: hi.map((v, i) => px(i) + "," + py(v)).join(" "), fill: "none", stroke: color,
-                       "stroke-width": 2});
-  if (lo) el(svg, "polyline", {points: lo.map((v, i) => px(i) + "," + py(v)).join(" "), fill: "none", stroke: color,
-                               "stroke-width": 1, "stroke-dasharray": "3,2"});
-  if (xs.length <= 400) {
-    hi.forEach((v, i) => el(svg, "circle", {cx: px(i), cy: py(v), r: 2.5, fill: color}).appendChild(
-        document.createElementNS(NS, "title")).textContent = label(xs[i]) + ": " + v);
-  }
-}
-function barChart(svg, xs, series) {
-  clear(svg);
-  const w = +svg.getAttribute("width"), h = +svg.getAttribute("height");
-  const max = series.reduce((m, s) => Math.max(m, maxOf(s.values)), 1);
-  axes(svg, w, h, max, xs);
-  const slot = (w - 80) / Math.max(1, xs.length), bar = slot / (series.length + 1);
-  series.forEach((s, k) => {
-    s.values.forEach((v, i) => {
-      if (num(v) === 0) return;
-      const height = num(v) / max * (h - 50);
-      el(svg, "rect", {x: 60 + i * slot + k * bar, y: h - 30 - height, width: Math.max(1, bar - 1), height, fill: s.color})
-          .appendChild(document.createElementNS(NS, "title")).textContent = s.name + " " + label(xs[i]) + ": " + v;
-    });
-    el(svg, "text", {x: w - 160, y: 20 + 14 * k, style: "fill:" + s.color}, s.name);
-  });
-}
-function rankChart(svg, rows, color) {
-  clear(svg);
-  const w = +svg.getAttribute("width");
-  if (!rows.length) { el(svg, "text", {x: 10, y: 20}, "none in this window"); return; }
+function rankTable(id, rows, color) {
+  const table = document.getElementById(id);
+  if (!rows.length) { table.insertRow().insertCell().textContent = "none in this window"; return; }
   const max = rows.reduce((m, r) => Math.max(m, num(r.amount)), 1);
-  rows.forEach((r, i) => {
-    const y = 10 + i * 28;
-    el(svg, "rect", {x: 150, y, width: Math.max(1, num(r.amount) / max * (w - 240)), height: 20, fill: color});
-    el(svg, "text", {x: 145, y: y + 14, "text-anchor": "end"}, r.account.slice(0, 22));
-    el(svg, "text", {x: 155 + num(r.amount) / max * (w - 240), y: y + 14}, r.amount);
+  rows.forEach((r) => {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = r.account;
+    const amount = tr.insertCell();
+    amount.className = "amount";
+    amount.textContent = sep(r.amount);
+    const bar = tr.insertCell();
+    bar.className = "bar";
+    const fill = document.createElement("div");
+    fill.style.width = Math.max(1, 100 * num(r.amount) / max) + "%";
+    fill.style.background = color;
+    bar.appendChild(fill);
   });
 }
 document.getElementById("title").textContent = D.title;
 if (D.per_point > 1) {
-  document.getElementById("sampled").textContent = "The grid has " + D.grid_times + " times: each point drawn stands for " +
-      D.per_point + " of them (lines: the highest and, dashed, the lowest balance among them; bars: their sum). " +
-      "The exact values are in balances.csv and summary.csv.";
+  document.getElementById("sampled").textContent = "The grid has " + sep(D.grid_times) + " times: each point drawn stands for " +
+      sep(D.per_point) + " of them (lines: the highest balance among them, the band down to the lowest; per-step flows: " +
+      "their sum). The exact values are in balances.csv and summary.csv.";
 }
-lineChart(document.getElementById("fleet"), D.grid, D.fleet_balance, D.fleet_balance_lo, "#1f77b4");
-barChart(document.getElementById("flows"), D.grid, [
-  {name: "breakage", values: D.breakage, color: "#d62728"},
-  {name: "shortfall", values: D.shortfall, color: "#ff7f0e"}]);
-rankChart(document.getElementById("topb"), D.top_breakage, "#d62728");
-rankChart(document.getElementById("tops"), D.top_shortfall, "#ff7f0e");
+chart("fleet", ["fleet balance"], [D.fleet_balance], D.fleet_balance_lo ? [D.fleet_balance_lo] : null, ["#1f77b4"]);
+chart("flows", ["breakage", "shortfall"], [D.breakage, D.shortfall], null, ["#d62728", "#ff7f0e"],
+      {stepPlot: true, fillGraph: true, fillAlpha: 0.25, includeZero: true}, true);
+rankTable("topb", D.top_breakage, "#d62728");
+rankTable("tops", D.top_shortfall, "#ff7f0e");
 const pick = document.getElementById("pick");
 D.accounts.forEach((a, i) => { const o = document.createElement("option"); o.value = i; o.textContent = a.account; pick.appendChild(o); });
+let accountChart = null;
 const show = () => {
   const a = D.accounts[+pick.value];
-  if (a) lineChart(document.getElementById("acct"), D.grid, a.balance, a.balance_lo, "#2ca02c");
+  if (!a) return;
+  if (accountChart) accountChart.destroy();
+  accountChart = chart("acct", [a.account], [a.balance], a.balance_lo ? [a.balance_lo] : null, ["#2ca02c"]);
 };
 pick.addEventListener("change", show);
 show();
@@ -177,6 +182,10 @@ if (!document.documentElement.hasAttribute("data-report")) document.documentElem
 
 std::string render_report_html(const report_page& page) {
   std::string out(page_head);
+  out += dygraphs_css;
+  out += page_style;
+  out += dygraphs_js;
+  out += page_data;
   out += "{\"title\":";
   json_string(out, page.title);
   out += ",\"time_unit\":";

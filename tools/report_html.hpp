@@ -1,6 +1,6 @@
-// The self-contained HTML page of `gpucredit report`: the data as embedded JSON and a
-// small script that draws inline SVG charts from it (no library, no network), so the
-// file opens offline anywhere. Used by tools/gpucredit.cpp only.
+// The self-contained HTML page of `gpucredit report`: the data as embedded JSON, the
+// dygraphs chart library inlined, and a short script that draws the charts (no network),
+// so the file opens offline anywhere. Used by tools/report.cpp only.
 #pragma once
 
 #include <string>
