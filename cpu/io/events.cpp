@@ -444,10 +444,10 @@ event_table event_table::join(std::vector<event_table>&& parts) {
     const std::size_t at = offsets[k];
     for (std::size_t r = 0; r < p.size(); ++r) {
       out.account[at + r] = account_map[k][p.account[r]];
-      const op kind = p.kind[r];
-      out.credit[at + r] = kind == op::add   ? label_map[k][p.credit[r]]
-                           : kind == op::run ? static_cast<std::uint32_t>(job_offset[k] + p.credit[r])
-                                             : 0;
+      const op row_kind = p.kind[r];
+      out.credit[at + r] = row_kind == op::add   ? label_map[k][p.credit[r]]
+                           : row_kind == op::run ? static_cast<std::uint32_t>(job_offset[k] + p.credit[r])
+                                                 : 0;
     }
     std::copy(p.kind.begin(), p.kind.end(), out.kind.begin() + static_cast<std::ptrdiff_t>(at));
     std::copy(p.timestamp.begin(), p.timestamp.end(), out.timestamp.begin() + static_cast<std::ptrdiff_t>(at));
