@@ -172,6 +172,25 @@ TEST_F(Cli, DeviceChoiceIsCheckedAndSaysWhy) {
   }
 }
 
+TEST_F(Cli, EventsFromStandardInput) {
+  // As from `psql -c "COPY (SELECT ...) TO STDOUT WITH CSV HEADER" | gpucredit balances --events - ...`.
+  // (run() sends /dev/null to the command's standard input: the pipelines run in a subshell.)
+  const test::run_result r = run("(cat " + quote(vectors / "random-0003" / "events.csv") + " | " + cli +
+                                     " balances --events - --queries " + quote(vectors / "random-0003" / "queries.csv") +
+                                     " --out -)",
+                                 dir_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, read_file(vectors / "random-0003" / "expected.csv"));
+  const test::run_result bad = run("(printf 'op,account\\nadd,a\\n' | " + cli + " balances --events - --queries " +
+                                       quote(vectors / "random-0003" / "queries.csv") + " --out -)",
+                                   dir_);
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.err.rfind("stdin:1: bad header", 0), 0U) << bad.err;
+  const test::run_result both = run("true | " + cli + " balances --events - --queries - --out -", dir_);
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.err.find("two inputs read standard input"), std::string::npos) << both.err;
+}
+
 TEST_F(Cli, ExplicitCpuBackendGivesTheSameBytes) {
   const test::run_result a = run(balances_of("random-0003") + " --out - --backend cpu", dir_);
   const test::run_result b = run(balances_of("random-0003") + " --out - --backend auto", dir_);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -150,6 +151,9 @@ bool same_file(const std::string& a, const std::string& b) {
 // Refuses outputs that would lose data: one naming an input (replacing it would lose
 // it), or two naming the same file (one would replace the other). Names the flags.
 void refuse_clashing_outputs(const std::vector<named_output>& outputs, const std::vector<std::string>& inputs) {
+  if (std::count(inputs.begin(), inputs.end(), "-") > 1) {
+    throw input_error("stdin", 0, "two inputs read standard input; give at most one of them as -");
+  }
   for (std::size_t i = 0; i < outputs.size(); ++i) {
     const named_output& out = outputs[i];
     if (out.path.empty()) continue;

@@ -28,6 +28,9 @@ namespace {
 constexpr std::size_t chunk_bytes = std::size_t{1} << 20;
 constexpr std::size_t record_bytes_max = std::size_t{64} << 20;
 
+// How errors name an input: its path, or "stdin" for "-".
+std::string source_name(const std::filesystem::path& path) { return path == "-" ? "stdin" : path.string(); }
+
 std::string system_reason(const char* what, int errnum) {
   return std::string(what) + ": " + std::strerror(errnum);
 }
@@ -60,7 +63,8 @@ class record_reader {
   // Reads the file at `path`; throws input_error when it cannot be opened or is not a
   // regular file or pipe.
   record_reader(const std::filesystem::path& path, std::string source) : source_(std::move(source)) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // "-" is standard input (a pipe from `psql -c "COPY (...) TO STDOUT WITH CSV HEADER"`, say).
+    fd_ = path == "-" ? ::fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd_ < 0) throw input_error(source_, 0, system_reason("cannot open", errno));
     struct stat st {};
     if (::fstat(fd_, &st) != 0) {
@@ -678,7 +682,7 @@ query_batch read_queries_from(record_reader& in) {
 }  // namespace
 
 std::vector<std::string> read_accounts(const std::filesystem::path& path) {
-  record_reader in(path, path.string());
+  record_reader in(path, source_name(path));
   std::vector<std::string> names;
   std::vector<std::string_view> fields;
   expect_header(in, fields, "account");
@@ -691,7 +695,7 @@ std::vector<std::string> read_accounts(const std::filesystem::path& path) {
 }
 
 event_table read_events(const std::filesystem::path& path, expiration_form form) {
-  record_reader in(path, path.string());
+  record_reader in(path, source_name(path));
   file_bytes bytes;
   if (!in.read_whole(parallel_min_bytes(), bytes)) return read_events_from(in, form);
   record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);
@@ -709,7 +713,7 @@ event_table parse_events(std::string_view text, std::string source, expiration_f
 }
 
 query_batch read_queries(const std::filesystem::path& path) {
-  record_reader in(path, path.string());
+  record_reader in(path, source_name(path));
   file_bytes bytes;
   if (!in.read_whole(parallel_min_bytes(), bytes)) return read_queries_from(in);
   record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);

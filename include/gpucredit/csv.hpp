@@ -28,7 +28,8 @@ inline constexpr std::string_view intervals_header = "account,credit_id,begin,en
 /// amount - slope * (t - begin).
 inline constexpr std::string_view intervals_slope_header = "account,credit_id,begin,end,amount,slope";
 
-/// Reads an events file. Throws `input_error` ("FILE:LINE: reason") for bad input,
+/// Reads an events file ("-": standard input, named "stdin" in errors). Throws
+/// `input_error` ("FILE:LINE: reason") for bad input,
 /// including a file that cannot be opened. With `expiration_form::end` the sixth column
 /// of an `add` is its last usable timestamp (refused when before its timestamp).
 /// Blocks.

@@ -184,6 +184,38 @@ class Ledger:
                 _core.Ledger.from_stream(reader.__arrow_c_stream__(), path, policy, backend, rows, expiration)
             )
 
+    @classmethod
+    def from_postgres(
+        cls,
+        uri: str,
+        query: str,
+        *,
+        policy: str = "drain",
+        backend: str = "auto",
+        expiration: str = "duration",
+        name: str | None = None,
+    ) -> Ledger:
+        """Reads events from a PostgreSQL query through ADBC (``adbc-driver-postgresql``:
+        ``pip install ".[postgres]"``): the rows arrive as Arrow record batches over the
+        Arrow C stream interface, with no row-by-row Python. ``uri`` is a libpq URI
+        (``postgresql://user@host:5432/db``); ``query`` must return SPEC section 7's
+        columns (``op, account, credit_id, timestamp, amount, expiration``) in arrival
+        order: SQL keeps no order of its own, so end it with ``ORDER BY`` a column that
+        carries it. Errors name the query's rows as ``name`` (default ``"postgres"``)."""
+        _pyarrow("Ledger.from_postgres")
+        try:
+            import adbc_driver_postgresql.dbapi as postgres  # type: ignore[import-untyped, unused-ignore]
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                'Ledger.from_postgres needs adbc-driver-postgresql: pip install "gpucredit[postgres]"'
+            ) from e
+        with postgres.connect(uri) as connection, connection.cursor() as cursor:
+            cursor.execute(query)
+            reader = cursor.fetch_record_batch()
+            return cls._wrap(
+                _core.Ledger.from_stream(reader.__arrow_c_stream__(), name or "postgres", policy, backend, 0, expiration)
+            )
+
     # ---- what it holds ---------------------------------------------------------------
 
     @property
