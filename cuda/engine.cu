@@ -28,6 +28,7 @@
 #include "device_index.cuh"
 #include "device_memory.cuh"
 #include "pipeline.hpp"
+#include "cpu/env.hpp"
 #include "cpu/parallel.hpp"
 #include "cpu/query/engine_impl.hpp"
 #include "gpucredit/error.hpp"
@@ -59,14 +60,6 @@ constexpr u64 slot_bytes_per_query = 4 + 8 + 8 + 32;
 unsigned host_cores() {
   static const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
   return cores;
-}
-
-u64 env_u64(const char* name, u64 fallback) {
-  const char* env = std::getenv(name);
-  if (env == nullptr || *env == '\0') return fallback;
-  u64 value = 0;
-  const auto [ptr, ec] = std::from_chars(env, env + std::strlen(env), value);
-  return ec == std::errc() && *ptr == '\0' && value > 0 ? value : fallback;
 }
 
 // ---- devices ------------------------------------------------------------------------
@@ -132,7 +125,7 @@ const device_census& census() {
     }
 #else
     c.versions = "Thrust's OpenMP system (a test build)";
-    const u64 count = std::min<u64>(env_u64("GPUCREDIT_OMP_DEVICES", 2), 64);
+    const u64 count = std::min<u64>(detail::env_positive("GPUCREDIT_OMP_DEVICES", 2), 64);
     for (u64 d = 0; d < count; ++d) {
       c.devices.push_back({true, "device " + std::to_string(d) + ": host memory"});
     }
@@ -295,7 +288,7 @@ class shard {
 #else
     for (unsigned k = 0; k < slot_count; ++k) slots_.push_back(std::make_unique<slot>());
 #endif
-    merge_crossover_ = static_cast<double>(env_u64("GPUCREDIT_MERGE_CROSSOVER_PERCENT", 100)) / 100.0;
+    merge_crossover_ = static_cast<double>(detail::env_positive("GPUCREDIT_MERGE_CROSSOVER_PERCENT", 100)) / 100.0;
   }
   shard(const shard&) = delete;
   shard& operator=(const shard&) = delete;
@@ -525,7 +518,7 @@ class device_engine final : public engine::impl {
       : place_(options.place), account_count_(account_count) {
     const std::vector<int> devices = choose_devices(options.devices);
     step_index host = step_index::build(intervals, account_count);
-    const u64 chunk = std::min(env_u64("GPUCREDIT_DEVICE_BATCH", chunk_queries_max), chunk_queries_max);
+    const u64 chunk = std::min(detail::env_positive("GPUCREDIT_DEVICE_BATCH", chunk_queries_max), chunk_queries_max);
     // Shards of consecutive accounts of about equal breakpoints plus accounts (a grid
     // costs per account, a point batch per breakpoint searched).
     const std::size_t shards = std::max<std::size_t>(1, std::min<std::size_t>(devices.size(), account_count));

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 
+#include "cpu/env.hpp"
 #include "cpu/io/validate.hpp"
 #include "cpu/parallel.hpp"
 #include "gpucredit/error.hpp"
@@ -46,13 +47,14 @@ struct file_bytes {
   std::size_t size = 0;
   std::size_t capacity = 0;
   char* data() noexcept { return bytes.get(); }
-  // Grows to `count` bytes, keeping the first `size`.
+  // `count` bytes, keeping the first min(size, count); grows geometrically.
   void resize(std::size_t count) {
     if (count > capacity) {
-      std::unique_ptr<char[]> bigger = std::make_unique_for_overwrite<char[]>(count);
+      const std::size_t grown = std::max(count, 2 * capacity);
+      std::unique_ptr<char[]> bigger = std::make_unique_for_overwrite<char[]>(grown);
       if (size != 0) std::memcpy(bigger.get(), bytes.get(), size);
       bytes = std::move(bigger);
-      capacity = count;
+      capacity = grown;
     }
     size = count;
   }
@@ -126,12 +128,14 @@ class record_reader {
       have = first + got[k];
     }
     bytes.resize(have);
-    for (;;) {  // the rest, if the file is longer now than stat said
-      bytes.resize(std::max(have + chunk_bytes, std::min(2 * have, have + (std::size_t{1} << 30))));
-      const ssize_t n = ::pread(fd_, bytes.data() + have, bytes.size - have, static_cast<off_t>(have));
+    for (;;) {  // the rest, if the file is longer now than stat said (usually nothing)
+      char more[1 << 16];
+      const ssize_t n = ::pread(fd_, more, sizeof more, static_cast<off_t>(have));
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw input_error(source_, 1, system_reason("read failed", errno));
       if (n == 0) break;
+      bytes.resize(have + static_cast<std::size_t>(n));
+      std::memcpy(bytes.data() + have, more, static_cast<std::size_t>(n));
       have += static_cast<std::size_t>(n);
     }
     bytes.resize(have);
@@ -585,17 +589,9 @@ void read_query_records(record_reader& in, query_batch& batch) {
 // refused: the first bad line, and its message, are those of reading in one pass,
 // because each part starts on its true line and the error of the lowest part wins.
 
-std::size_t env_size(const char* name, std::size_t fallback) {
-  const char* env = std::getenv(name);
-  if (env == nullptr || *env == '\0') return fallback;
-  std::size_t value = 0;
-  const auto [ptr, ec] = std::from_chars(env, env + std::strlen(env), value);
-  return ec == std::errc() && *ptr == '\0' ? value : fallback;
-}
-
 // Files smaller than this are read in one pass (GPUCREDIT_CSV_PARALLEL_MIN overrides it:
 // the tests force the parallel path on small files).
-std::size_t parallel_min_bytes() { return env_size("GPUCREDIT_CSV_PARALLEL_MIN", std::size_t{8} << 20); }
+std::size_t parallel_min_bytes() { return detail::env_positive("GPUCREDIT_CSV_PARALLEL_MIN", std::size_t{8} << 20); }
 
 struct part_bytes {
   char* first;
@@ -605,7 +601,7 @@ struct part_bytes {
 
 std::vector<part_bytes> cut_records(char* first, char* last, std::uint64_t first_line) {
   const auto n = static_cast<std::size_t>(last - first);
-  std::size_t parts = env_size("GPUCREDIT_CSV_PARTS", 0);
+  std::size_t parts = detail::env_positive("GPUCREDIT_CSV_PARTS", 0);
   if (parts == 0) parts = detail::part_count(n, std::size_t{1} << 22);
   parts = std::clamp<std::size_t>(parts, 1, std::max<std::size_t>(1, n));
   std::vector<char*> nominal(parts + 1);
@@ -731,6 +727,39 @@ query_batch parse_queries(std::string_view text, std::string source) {
 
 // ---- writer ---------------------------------------------------------------------
 
+namespace {
+
+// Appends `text` as a CSV field: quoted only when it holds a comma, a quote, CR or LF.
+void append_field(std::string& out, std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out.append(text);
+    return;
+  }
+  out += '"';
+  for (const char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+}
+
+// Writes all of `bytes` to `fd`, at `at` (pwrite) or, when `at` is negative, at the
+// current position; `name` names the destination in errors.
+void write_fully(int fd, std::string_view bytes, off_t at, const std::string& name) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t wrote = at < 0 ? ::write(fd, bytes.data() + done, bytes.size() - done)
+                                 : ::pwrite(fd, bytes.data() + done, bytes.size() - done, at + static_cast<off_t>(done));
+    if (wrote < 0) {
+      if (errno == EINTR) continue;
+      throw io_error(name + ": " + system_reason("write failed", errno));
+    }
+    done += static_cast<std::size_t>(wrote);
+  }
+}
+
+}  // namespace
+
 csv_writer::csv_writer(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
   buffer_.reserve(chunk_bytes + 4096);
 }
@@ -744,16 +773,7 @@ void csv_writer::separator() {
 
 void csv_writer::field(std::string_view text) {
   separator();
-  if (text.find_first_of(",\"\r\n") == std::string_view::npos) {
-    buffer_.append(text);
-    return;
-  }
-  buffer_ += '"';
-  for (const char c : text) {
-    if (c == '"') buffer_ += '"';
-    buffer_ += c;
-  }
-  buffer_ += '"';
+  append_field(buffer_, text);
 }
 
 void csv_writer::field(std::int64_t value) {
@@ -784,43 +804,8 @@ void csv_writer::flush_if_full() {
 }
 
 void csv_writer::finish() {
-  write_all(buffer_);
+  write_fully(fd_, buffer_, -1, name_);
   buffer_.clear();
-}
-
-void csv_writer::write_all(std::string_view bytes) {
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t wrote = ::write(fd_, bytes.data() + done, bytes.size() - done);
-    if (wrote < 0) {
-      if (errno == EINTR) continue;
-      throw io_error(name_ + ": " + system_reason("write failed", errno));
-    }
-    done += static_cast<std::size_t>(wrote);
-  }
-}
-
-namespace {
-
-// Appends a name as a CSV field (quoted only when needed).
-void append_name(std::string& text, std::string_view name) {
-  if (name.find_first_of(",\"\r\n") == std::string_view::npos) {
-    text.append(name);
-    return;
-  }
-  text += '"';
-  for (const char c : name) {
-    if (c == '"') text += '"';
-    text += c;
-  }
-  text += '"';
-}
-
-}  // namespace
-
-void csv_writer::block(std::string_view text) {
-  finish();
-  write_all(text);
 }
 
 void csv_writer::blocks(std::span<const std::string_view> texts) {
@@ -828,23 +813,12 @@ void csv_writer::blocks(std::span<const std::string_view> texts) {
   struct stat st {};
   const off_t at = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode) ? ::lseek(fd_, 0, SEEK_CUR) : off_t{-1};
   if (at < 0 || texts.size() < 2) {
-    for (const std::string_view text : texts) write_all(text);
+    for (const std::string_view text : texts) write_fully(fd_, text, -1, name_);
     return;
   }
   std::vector<off_t> offsets(texts.size() + 1, at);
   for (std::size_t k = 0; k < texts.size(); ++k) offsets[k + 1] = offsets[k] + static_cast<off_t>(texts[k].size());
-  detail::run_parts(texts.size(), [&](std::size_t k) {
-    std::size_t done = 0;
-    while (done < texts[k].size()) {
-      const ssize_t wrote = ::pwrite(fd_, texts[k].data() + done, texts[k].size() - done,
-                                     offsets[k] + static_cast<off_t>(done));
-      if (wrote < 0) {
-        if (errno == EINTR) continue;
-        throw io_error(name_ + ": " + system_reason("write failed", errno));
-      }
-      done += static_cast<std::size_t>(wrote);
-    }
-  });
+  detail::run_parts(texts.size(), [&](std::size_t k) { write_fully(fd_, texts[k], offsets[k], name_); });
   if (::lseek(fd_, offsets.back(), SEEK_SET) < 0) throw io_error(name_ + ": " + system_reason("seek failed", errno));
 }
 
@@ -855,30 +829,29 @@ void write_balances(csv_writer& out, const query_batch& queries, std::span<const
   std::string names;
   std::vector<std::size_t> name_at(queries.accounts.size() + 1, 0);
   for (std::uint32_t a = 0; a < queries.accounts.size(); ++a) {
-    append_name(names, queries.accounts[a]);
+    append_field(names, queries.accounts[a]);
     names += ',';
     name_at[a + 1] = names.size();
   }
-  std::size_t widest = 0;
-  for (std::size_t a = 0; a + 1 < name_at.size(); ++a) widest = std::max(widest, name_at[a + 1] - name_at[a]);
   // Rows are formatted a block at a time on every core, straight into each block's
   // buffer with to_chars (no locale, no stream), and written in order: each round
   // formats up to one block per core (1 Mi rows each), then writes them.
   constexpr std::size_t block_rows = std::size_t{1} << 20;
   constexpr std::size_t digits_max = 20;  // "-9223372036854775808"
-  const std::size_t row_max = widest + 2 * digits_max + 2;
   const std::size_t n = queries.size();
   const std::size_t blocks = (n + block_rows - 1) / block_rows;
   const std::size_t per_round = std::max<std::size_t>(1, detail::part_count(n, block_rows));
-  std::vector<std::unique_ptr<char[]>> text(per_round);
+  std::vector<file_bytes> text(per_round);  // reused round after round
   std::vector<std::size_t> used(per_round, 0);
   for (std::size_t first = 0; first < blocks; first += per_round) {
     const std::size_t round = std::min(per_round, blocks - first);
     detail::run_parts(round, [&](std::size_t k) {
       const std::size_t begin = (first + k) * block_rows;
       const std::size_t end = std::min(n, begin + block_rows);
-      if (!text[k]) text[k] = std::make_unique_for_overwrite<char[]>(block_rows * row_max);
-      char* w = text[k].get();
+      std::size_t bound = (end - begin) * (2 * digits_max + 2);  // the block's bytes at most
+      for (std::size_t i = begin; i < end; ++i) bound += name_at[queries.account[i] + 1] - name_at[queries.account[i]];
+      text[k].resize(bound);
+      char* w = text[k].data();
       const char* const name_text = names.data();
       for (std::size_t i = begin; i < end; ++i) {
         const std::uint32_t a = queries.account[i];
@@ -890,12 +863,12 @@ void write_balances(csv_writer& out, const query_batch& queries, std::span<const
         if (balances[i] != 0) w = std::to_chars(w, w + digits_max, balances[i]).ptr;
         *w++ = '\n';
       }
-      used[k] = static_cast<std::size_t>(w - text[k].get());
+      used[k] = static_cast<std::size_t>(w - text[k].data());
     });
     // Into a regular file every core writes its own block at its own offset (the
     // kernel's copies run in parallel too); into a pipe or device, in order.
     std::vector<std::string_view> round_blocks(round);
-    for (std::size_t k = 0; k < round; ++k) round_blocks[k] = {text[k].get(), used[k]};
+    for (std::size_t k = 0; k < round; ++k) round_blocks[k] = {text[k].data(), used[k]};
     out.blocks(round_blocks);
   }
 }

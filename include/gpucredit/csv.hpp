@@ -61,10 +61,9 @@ class csv_writer {
   void total_field(total_t value);  ///< an exact total (may pass int64)
   void empty_field();
   void raw(std::string_view text);    ///< bytes as they are (headers)
-  /// Whole rows already formatted (ending in LF), written after what is buffered.
-  void block(std::string_view text);
-  /// Several such blocks, in order; into a regular file each is written by its own
-  /// thread at its own offset.
+  /// Whole rows already formatted (ending in LF), written in order after what is
+  /// buffered; into a regular file each block is written by its own thread at its own
+  /// offset.
   void blocks(std::span<const std::string_view> texts);
   void end_row();
   /// Flushes everything written so far.
@@ -73,7 +72,6 @@ class csv_writer {
  private:
   void separator();
   void flush_if_full();
-  void write_all(std::string_view bytes);
   int fd_;
   std::string name_;
   std::string buffer_;
