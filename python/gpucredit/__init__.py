@@ -295,24 +295,36 @@ class Ledger:
         ``every``: an int or a ``numpy.timedelta64``. Plain integers on a ledger of
         timestamps need ``unit``, as for :meth:`balances`.
         """
-        def as_int(value: Any, kind: str) -> int:
-            if isinstance(value, (np.datetime64, np.timedelta64)):
-                if self.time_unit is None:
-                    raise TypeError(f"{kind} is a NumPy {value.dtype} but this ledger's times are plain integers")
-                return int(value.astype(f"{'M8' if kind != 'every' else 'm8'}[{self.time_unit}]").view(np.int64))
-            if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-                self._check_plain(unit)
-                return int(value)
-            raise TypeError(f"{kind} must be an int or a NumPy datetime64/timedelta64, not {type(value).__name__}")
-
         first, step, count, fleet, values = self._impl.grid(
-            _accounts_arg(accounts), as_int(start, "start"), as_int(stop, "stop"), as_int(every, "every"), balances
+            _accounts_arg(accounts), self._time_int(start, "start", unit), self._time_int(stop, "stop", unit),
+            self._time_int(every, "every", unit), balances
         )
         offsets = np.arange(count, dtype=np.uint64) * np.uint64(step)
         times = (offsets + np.uint64(first % (1 << 64))).view(np.int64)
         if self.time_unit is not None:
             times = times.view(f"M8[{self.time_unit}]")
         return Grid(times=times, fleet=fleet, balances=values)
+
+    def summary(self, start: Any, stop: Any, *, unit: str | None = None) -> pyarrow.Table:
+        """Every account's window ``(start, stop]`` (SPEC section 11) as a pyarrow Table:
+        ``account``, ``balance_from``, ``granted``, ``consumed``, ``expired``,
+        ``shortfall``, ``rejected``, ``balance_to``, one row per account in order of first
+        appearance; ``balance_to = balance_from + granted - consumed - expired`` exactly.
+        The five totals may pass int64, so they are ``decimal128(38, 0)``; the balances
+        are int64. ``start`` and ``stop`` as for :meth:`grid`."""
+        pa = _pyarrow("Ledger.summary")
+        return pa.table(self._impl.summary(self._time_int(start, "start", unit), self._time_int(stop, "stop", unit)))
+
+    def _time_int(self, value: Any, kind: str, unit: str | None) -> int:
+        """A time (``every``: a duration) as an int in this ledger's unit."""
+        if isinstance(value, (np.datetime64, np.timedelta64)):
+            if self.time_unit is None:
+                raise TypeError(f"{kind} is a NumPy {value.dtype} but this ledger's times are plain integers")
+            return int(value.astype(f"{'M8' if kind != 'every' else 'm8'}[{self.time_unit}]").view(np.int64))
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            self._check_plain(unit)
+            return int(value)
+        raise TypeError(f"{kind} must be an int or a NumPy datetime64/timedelta64, not {type(value).__name__}")
 
     def balances_numpy(self, accounts: Any, timestamps: Any, *, unit: str | None = None) -> np.ma.MaskedArray:
         """The same as :meth:`balances`, as a NumPy masked int64 array (masked: none).

@@ -264,6 +264,9 @@ class py_ledger {
   nb::tuple grid(nb::handle accounts, std::int64_t from, std::int64_t to, std::int64_t every, bool with_balances) const;
 
   exported_table intervals() const;
+  /// Every account's window (from, to] (SPEC section 11): account, balance_from, the five
+  /// totals as decimal128(38, 0) (exact: they may pass int64), balance_to.
+  exported_table summary(std::int64_t from, std::int64_t to) const;
   exported_table usage(bool rejected) const;
 
  private:

@@ -164,5 +164,6 @@ NB_MODULE(_core, m) {
       .def("grid", &py_ledger::grid, nb::arg("accounts"), nb::arg("start"), nb::arg("stop"), nb::arg("every"),
            nb::arg("with_balances"))
       .def("intervals", &py_ledger::intervals)
+      .def("summary", &py_ledger::summary, nb::arg("start"), nb::arg("stop"))
       .def("usage", &py_ledger::usage, nb::arg("rejected"));
 }

@@ -89,6 +89,59 @@ exported_table py_ledger::intervals() const {
   return make_table(length, std::move(columns));
 }
 
+namespace {
+
+/// A decimal128(38, 0) column over `values` (Arrow keeps a decimal128 as a 16-byte
+/// little-endian two's-complement integer: total_t's own bytes), kept alive by `owner`.
+/// 38 digits hold every total a ledger can reach (|total| < 2^64 per event).
+table_column decimal_column(const std::string& name, const gc::total_t* values, std::int64_t length,
+                            std::shared_ptr<const void> owner) {
+  static_assert(sizeof(gc::total_t) == 16 && std::endian::native == std::endian::little);
+  return {ar::field_spec{name, "d:38,0", 0, {}, nullptr},
+          ar::int64_column(reinterpret_cast<const std::int64_t*>(nonnull(values)), length, std::move(owner))};
+}
+
+}  // namespace
+
+exported_table py_ledger::summary(std::int64_t from, std::int64_t to) const {
+  if (from > to) throw gc::input_error("summary", 0, "start " + std::to_string(from) + " is after stop " + std::to_string(to));
+  struct columns_of_windows {
+    std::vector<std::uint32_t> account;
+    std::vector<std::int64_t> balance_from, balance_to;
+    std::vector<gc::total_t> granted, consumed, expired, shortfall, rejected;
+  };
+  auto c = std::make_shared<columns_of_windows>();
+  {
+    nb::gil_scoped_release unlocked;
+    const std::vector<gc::account_window> windows = gc::window_summary(state_->events, state_->result, from, to);
+    const std::size_t n = windows.size();
+    c->account.resize(n);
+    c->balance_from.resize(n);
+    c->balance_to.resize(n);
+    for (auto* v : {&c->granted, &c->consumed, &c->expired, &c->shortfall, &c->rejected}) v->resize(n);
+    for (std::size_t a = 0; a < n; ++a) {
+      const gc::account_window& w = windows[a];
+      c->account[a] = static_cast<std::uint32_t>(a);
+      c->balance_from[a] = w.balance_from;
+      c->granted[a] = w.granted;
+      c->consumed[a] = w.consumed;
+      c->expired[a] = w.expired;
+      c->shortfall[a] = w.shortfall;
+      c->rejected[a] = w.rejected;
+      c->balance_to[a] = w.balance_to;
+    }
+  }
+  const auto length = static_cast<std::int64_t>(c->account.size());
+  return make_table(length, {dictionary_column("account", state_->events.accounts, c->account.data(), length, c),
+                             int64_column("balance_from", "l", c->balance_from, c),
+                             decimal_column("granted", c->granted.data(), length, c),
+                             decimal_column("consumed", c->consumed.data(), length, c),
+                             decimal_column("expired", c->expired.data(), length, c),
+                             decimal_column("shortfall", c->shortfall.data(), length, c),
+                             decimal_column("rejected", c->rejected.data(), length, c),
+                             int64_column("balance_to", "l", c->balance_to, c)});
+}
+
 exported_table py_ledger::usage(bool rejected) const {
   const ledger_state& s = *state_;
   const gc::usage_table& rows = rejected ? s.result.rejections : s.result.shortfalls;

@@ -71,3 +71,34 @@ def test_grid_refuses_a_bad_grid():
         ledger.grid("a", 0, 10, 0)
     with pytest.raises(gpucredit.InputError, match="from is after to"):
         ledger.grid("a", 10, 0, 1)
+
+
+@pytest.mark.parametrize("case", [c for c in VECTOR_CASES if c.name.startswith(("random-", "run-", "seed-", "overdraft-"))],
+                         ids=lambda c: c.name)
+def test_summary_equals_the_cli_report(case, cli, tmp_path):
+    ledger = gpucredit.Ledger(case / "events.csv", policy=policy_of(case))
+    out = tmp_path / "report"
+    done = run_cli(cli, "report", "--events", str(case / "events.csv"), "--policy", policy_of(case),
+                   "--from", "5", "--to", "90", "--every", "85", "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr
+    with open(out / "summary.csv", newline="") as f:
+        want = list(csv.reader(f))[1:]
+    table = ledger.summary(5, 90)
+    assert table.column_names == ["account", "balance_from", "granted", "consumed", "expired", "shortfall",
+                                  "rejected", "balance_to"]
+    assert [[str(v) for v in row.values()] for row in table.to_pylist()] == want
+
+
+def test_summary_totals_are_exact_beyond_int64(tmp_path):
+    big = 9223372036854775807
+    events = tmp_path / "events.csv"
+    events.write_text("op,account,credit_id,timestamp,amount,expiration\n"
+                      f"add,a,c1,1,{big},1\nuse,a,,2,{big},\nadd,a,c2,3,{big},5\nadd,b,c3,4,7,0\n")
+    table = gpucredit.Ledger(events).summary(0, 10)
+    assert table.schema.field("granted").type == pa.decimal128(38, 0)
+    rows = {r["account"]: r for r in table.to_pylist()}
+    assert rows["a"]["granted"] == 2 * big and rows["a"]["consumed"] == big and rows["a"]["expired"] == big
+    assert rows["a"]["balance_from"] == 0 and rows["a"]["balance_to"] == 0
+    assert rows["b"]["granted"] == 7 and rows["b"]["expired"] == 7
+    with pytest.raises(gpucredit.InputError, match="after"):
+        gpucredit.Ledger(events).summary(10, 0)

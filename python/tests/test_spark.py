@@ -16,7 +16,7 @@ import pyarrow.csv
 import pytest
 
 import gpucredit
-from conftest import VECTOR_CASES, policy_of, read_expected, read_queries
+from conftest import VECTOR_CASES, policy_of, read_expected, read_queries, read_rows, run_cli
 
 REQUIRED = os.environ.get("GPUCREDIT_REQUIRE_SPARK") == "1"
 
@@ -99,15 +99,87 @@ def test_a_skewed_fleet_equals_the_single_process_ledger(spark):
         assert [r.balance for r in got] == want, policy
 
 
-def test_bad_input_fails_with_the_package_message(spark):
+def test_bad_input_raises_the_package_error_on_the_driver(spark):
     from gpucredit import spark as gs
 
-    events = pa.table({"op": ["add", "add"], "account": ["a", "b"], "credit_id": ["c", "d"],
-                       "timestamp": pa.array([1, 2], pa.int64()), "amount": pa.array([5, -1], pa.int64()),
-                       "expiration": pa.array([10, 10], pa.int64()), "seq": pa.array([0, 1], pa.int64())})
+    events = pa.table({"op": ["add", "add", "add"], "account": ["a", "b", "c"], "credit_id": ["c", "d", "e"],
+                       "timestamp": pa.array([1, 2, 3], pa.int64()), "amount": pa.array([5, 7, -1], pa.int64()),
+                       "expiration": pa.array([10, 10, 10], pa.int64()), "seq": pa.array([10, 11, 12], pa.int64())})
     queries = _queries(["a", "b"], [3, 3])
-    with pytest.raises(Exception) as raised:
-        gs.balances(spark.createDataFrame(events), spark.createDataFrame(queries), buckets=1).collect()
-    assert "InputError" in str(raised.value) and "negative amount" in str(raised.value), str(raised.value)[-2000:]
+    for call in (lambda ev: gs.balances(ev, spark.createDataFrame(queries), buckets=2),
+                 lambda ev: gs.intervals(ev, buckets=2),
+                 lambda ev: gs.report(ev, 0, 10, 5, buckets=2)):
+        with pytest.raises(gpucredit.InputError) as raised:
+            call(spark.createDataFrame(events))
+        error = raised.value
+        assert error.source == "events" and error.row == 12 and error.account == "c", str(error)
+        assert "negative amount" in error.reason and "order 12" in str(error) and "'c'" in str(error), str(error)
     with pytest.raises(ValueError, match="order column"):
         gs.balances(spark.createDataFrame(events.drop(["seq"])), spark.createDataFrame(queries))
+    with pytest.raises(TypeError, match="timestamp"):
+        gs.intervals(spark.createDataFrame(events).withColumn("timestamp", spark_functions().col("timestamp").cast("string")))
+    with pytest.raises(gpucredit.InputError, match="after"):
+        gs.report(spark.createDataFrame(events), 10, 0, 1)
+
+
+def spark_functions():
+    from pyspark.sql import functions
+
+    return functions
+
+
+def _fields(rows) -> list[list[str]]:
+    """Rows as the CLI writes their fields: integers in full, empty for null."""
+    return [["" if v is None else str(v) for v in row] for row in rows]
+
+
+def _readable(case) -> bool:
+    try:
+        _events(case)
+        return True
+    except pa.ArrowInvalid:
+        return False
+
+
+def test_intervals_and_report_equal_the_cli_on_every_vector(spark, cli, tmp_path):
+    from gpucredit import spark as gs
+
+    checked = 0
+    for case in CASES:
+        if not _readable(case):
+            continue
+        events = _events(case)
+        policy = policy_of(case)
+        df = spark.createDataFrame(events)
+        cli_rows = tmp_path / f"{case.name}.csv"
+        run = run_cli(cli, "intervals", "--events", str(case / "events.csv"), "--out", str(cli_rows), "--policy", policy)
+        assert run.returncode == 0, run.stderr
+        want = [row if len(row) == 6 else [*row, "0"] for row in read_rows(cli_rows)]  # slope only with jobs
+        got = _fields(gs.intervals(df, policy, buckets=3).collect())
+        assert sorted(got) == sorted(want), case.name
+
+        times = events.column("timestamp").to_pylist() or [0]
+        lo, hi = max(min(times) - 1, -(2**63)), min(max(times) + 1, 2**63 - 1)
+        every = max(1, (hi - lo) // 6)
+        out = tmp_path / f"{case.name}-report"
+        run = run_cli(cli, "report", "--events", str(case / "events.csv"), "--from", str(lo), "--to", str(hi),
+                      "--every", str(every), "--policy", policy, "--out", str(out))
+        assert run.returncode == 0, run.stderr
+        result = gs.report(df, lo, hi, every, policy, buckets=3)
+        got_balances = _fields(result.balances.collect())
+        assert sorted(got_balances) == sorted(read_rows(out / "balances.csv")), case.name
+        got_summary = _fields(result.summary.collect())
+        assert sorted(got_summary) == sorted(read_rows(out / "summary.csv")), case.name
+        checked += 1
+    assert checked >= 30
+
+
+def test_a_task_uses_the_gpus_spark_gave_it():
+    from types import SimpleNamespace
+
+    from gpucredit.spark import task_devices
+
+    assert task_devices({}) is None
+    assert task_devices({"gpu": SimpleNamespace(addresses=[])}) is None
+    assert task_devices({"gpu": SimpleNamespace(addresses=["1"])}) == "1"
+    assert task_devices({"gpu": SimpleNamespace(addresses=["0", " 2"]), "fpga": None}) == "0,2"
