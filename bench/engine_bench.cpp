@@ -272,6 +272,35 @@ void BM_DictionaryLookup(benchmark::State& state) {
 }
 BENCHMARK(BM_DictionaryLookup)->Arg(1000)->Arg(100000)->Arg(10000000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The same lookups as the CSV readers make them: a group of 32 names prefetched
+// together (dictionary::prefetch), then interned in order.
+void BM_DictionaryLookupPrefetched(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::vector<std::string> names(n);
+  for (std::size_t i = 0; i < n; ++i) names[i] = "org-" + std::to_string(i * 7919 % 100000007);
+  dictionary d;
+  for (const std::string& name : names) d.intern(name);
+  std::mt19937_64 rng(5);
+  std::vector<std::string_view> probes(std::size_t{1} << 22);
+  for (std::string_view& p : probes) p = names[rng() % n];
+  std::uint64_t want = 0;
+  for (const std::string_view p : probes) want += *d.find(p);
+  constexpr std::size_t group = 32;
+  for (auto _ : state) {
+    std::uint64_t sum = 0;
+    for (std::size_t g = 0; g < probes.size(); g += group) {
+      const std::span<const std::string_view> batch(probes.data() + g, std::min(group, probes.size() - g));
+      d.prefetch(batch);
+      for (const std::string_view p : batch) sum += d.intern(p);
+    }
+    check(sum == want, "indices");
+    benchmark::DoNotOptimize(sum);
+  }
+  check(d.size() == n, "distinct names");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(probes.size()));
+}
+BENCHMARK(BM_DictionaryLookupPrefetched)->Arg(1000)->Arg(100000)->Arg(10000000)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // A STREAM-like bound: a[i] = b[i] + 3 c[i] over 3 x 128 MiB on every core (24 bytes
 // moved per element). No query benchmark can move more bytes per second than this.
 void BM_StreamTriad(benchmark::State& state) {

@@ -225,9 +225,13 @@ TEST(CsvRead, ReadingOnEveryCoreGivesTheOnePassTableOrError) {
                   std::to_string(rng() % 5) + end;
       }
       if (i == defect) {
-        const char* defects[] = {"add,a,b,1,2\n", "add,a\"b,c,1,2,3\n", "use,a,,x,1,\n", "add,\"a,c,1,2,3\n",
-                                 "bogus,a,c,1,2,3\n", "add,a,c,1,2,3\rx\n"};
-        text += defects[rng() % 6];
+        // Parsing defects, and defects found only when the event is applied (a negative
+        // amount or rate), alone or just before a parsing defect: records are applied a
+        // group at a time, and the first bad line must still be the one reported.
+        const char* defects[] = {"add,a,b,1,2\n",          "add,a\"b,c,1,2,3\n",       "use,a,,x,1,\n",
+                                 "add,\"a,c,1,2,3\n",       "bogus,a,c,1,2,3\n",       "add,a,c,1,2,3\rx\n",
+                                 "add,a,neg,1,-2,3\n",      "run,a,j,1,-1,2\n",        "add,a,neg,1,-2,3\nuse,a,,x,1,\n"};
+        text += defects[rng() % 9];
       }
       queries += name + "," + std::to_string(static_cast<std::int64_t>(rng() % 200) - 50) + end;
     }

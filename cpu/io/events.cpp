@@ -102,6 +102,31 @@ std::size_t dictionary::probe(std::string_view name, std::uint32_t h) const noex
   }
 }
 
+void dictionary::prefetch(std::span<const std::string_view> names) const noexcept {
+  // A table this small stays in cache: prefetching would only cost its passes.
+  constexpr std::size_t small_slots = std::size_t{1} << 15;
+  if (slots_.size() < small_slots) return;
+  constexpr std::size_t batch_max = 64;
+  const std::size_t mask = slots_.size() - 1;
+  std::uint32_t hash[batch_max];
+  for (std::size_t first = 0; first < names.size(); first += batch_max) {
+    const std::size_t n = std::min(batch_max, names.size() - first);
+    for (std::size_t k = 0; k < n; ++k) {
+      hash[k] = hash_of(names[first + k]);
+      __builtin_prefetch(&slots_[hash[k] & mask]);
+    }
+    // The home slot holds the name in the common case (the table is at most half full).
+    for (std::size_t k = 0; k < n; ++k) {
+      const slot& s = slots_[hash[k] & mask];
+      if (s.hash == hash[k]) __builtin_prefetch(&names_[s.index]);
+    }
+    for (std::size_t k = 0; k < n; ++k) {
+      const slot& s = slots_[hash[k] & mask];
+      if (s.hash == hash[k]) __builtin_prefetch(names_[s.index].data());
+    }
+  }
+}
+
 std::string_view dictionary::store(std::string_view name) {
   if (name.empty()) return {};
   if (blocks_.empty() || name.size() > block_size_ - block_used_) {

@@ -36,6 +36,12 @@ class dictionary {
   }
   /// The same, saying whether the name was new.
   std::uint32_t intern(std::string_view name, bool& added);
+  /// Starts bringing into the cache what interning each of `names` will read: its slot,
+  /// then the view and the bytes of the name that slot holds, a pass over the batch for
+  /// each level so that the batch's cache misses overlap instead of queueing. Changes
+  /// nothing; the caller then interns the names in order, as usual. Pays off once the
+  /// table is larger than the cache (10^4 names and more); batches of about 32-64.
+  void prefetch(std::span<const std::string_view> names) const noexcept;
   /// Takes back the name interned last, which must have been new (a name found bad after
   /// it was interned).
   void pop_last();
