@@ -263,7 +263,10 @@ def report(
     """What ``gpucredit report`` writes, as two DataFrames (:class:`SparkReport`):
     ``balances`` (``account, timestamp, balance``, null for none) holds every account at
     ``from_, from_ + every, ... <= to``, and ``summary`` each account's window
-    ``(from_, to]`` (SPEC section 11; the five totals exact, ``decimal(38,0)``)."""
+    ``(from_, to]`` (SPEC section 11; the five totals exact, ``decimal(38,0)``). The
+    fleet's total at a time may pass int64 (SPEC section 11): sum the balances as
+    ``decimal(38,0)``, for example
+    ``report.balances.groupBy("timestamp").agg(F.sum(F.col("balance").cast("decimal(38,0)")))``."""
     import numpy as np
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
     import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
