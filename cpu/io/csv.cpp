@@ -719,9 +719,9 @@ std::vector<part_bytes> cut_records(char* first, char* last, std::uint64_t first
   detail::run_parts(parts, [&](std::size_t k) { counts[k] = count_bytes(nominal[k], nominal[k + 1], '"', '\n'); });
   std::vector<char*> cut(parts + 1, last);
   cut[0] = first;
-  std::vector<std::uint64_t> line(parts + 1, first_line);  // the line each cut starts
-  std::size_t quotes_before = 0;                           // quotes before nominal[k]
-  std::uint64_t newlines_before = 0;                       // newlines before nominal[k]
+  std::vector<std::uint64_t> line(parts, first_line);  // the line each cut starts
+  std::size_t quotes_before = 0;                       // quotes before nominal[k]
+  std::uint64_t newlines_before = 0;                   // newlines before nominal[k]
   for (std::size_t k = 1; k < parts; ++k) {
     quotes_before += counts[k - 1].a;
     newlines_before += counts[k - 1].b;
@@ -739,7 +739,7 @@ std::vector<part_bytes> cut_records(char* first, char* last, std::uint64_t first
       }
     }
     cut[k] = c;
-    line[k] = first_line + newlines_before + count_bytes(nominal[k], c, '\n', '\n').a;
+    line[k] = first_line + newlines_before + static_cast<std::uint64_t>(std::count(nominal[k], c, '\n'));
   }
   std::vector<part_bytes> out(parts);
   for (std::size_t k = 0; k < parts; ++k) out[k] = {cut[k], cut[k + 1], line[k]};
