@@ -5,6 +5,7 @@
 // seam resolves requests and refuses what is not built (a clear error, never a crash).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <optional>
@@ -280,7 +281,7 @@ TEST(Engine, LargeBatchesAnswerLikeSingleSearches) {
 }
 
 TEST(Engine, LargeAccountsAnswerRandomQueriesLikeSingleSearches) {
-  // Accounts of 4,096 breakpoints and more get a second level for random-order searches
+  // Accounts of 4,096 breakpoints and more get a search tree for random-order searches
   // (cpu_engine.cpp): accounts just under, at and far over that size, queries before,
   // between and after their breakpoints, in random order.
   interval_table rows;
@@ -307,6 +308,56 @@ TEST(Engine, LargeAccountsAnswerRandomQueriesLikeSingleSearches) {
       accounts.push_back(a);
       times.push_back(edge);
     }
+  }
+  const std::vector<amount_t> got = e.balances(accounts, times);
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i], index.balance(accounts[i], times[i])) << "account " << accounts[i] << " at " << times[i];
+  }
+}
+
+TEST(Engine, SearchTreesOfEveryShapeAnswerLikeSingleSearches) {
+  // The search trees (cpu_engine.cpp) begin each account's first node where its times
+  // share a cache line with the account before it: 18 accounts of uneven sizes (so that
+  // they start at many offsets within a line and end their levels with nodes of every
+  // fill), the last with a breakpoint at the largest timestamp, queried at, just before
+  // and just after every breakpoint and at the ends of time, in random order.
+  interval_table rows;
+  std::vector<std::size_t> sizes;
+  for (std::size_t j = 0; j < 17; ++j) sizes.push_back(4096 + j * 4099);
+  sizes.push_back(8 * 8 * 8 * 8 * 8 + 1);
+  std::mt19937_64 rng(5);
+  std::vector<std::vector<timestamp_t>> begins(sizes.size());
+  for (account_index a = 0; a < sizes.size(); ++a) {
+    timestamp_t t = -1000000;
+    for (std::size_t i = 0; i < sizes[a]; ++i) {
+      t += 1 + static_cast<timestamp_t>(rng() % 50);
+      begins[a].push_back(t);
+      rows.push(a, static_cast<event_row>(rows.size()), t, t, 1 + static_cast<amount_t>(rng() % 1000));
+    }
+  }
+  const account_index last = static_cast<account_index>(sizes.size() - 1);
+  rows.push(last, static_cast<event_row>(rows.size()), timestamp_max, timestamp_max, 7);
+  begins[last].push_back(timestamp_max);
+  const std::size_t count = sizes.size();
+  const step_index index = step_index::build(rows, count);
+  const engine e = engine::create(rows, count, test::backend_under_test());
+  std::vector<std::pair<account_index, timestamp_t>> q;
+  for (account_index a = 0; a < count; ++a) {
+    for (const timestamp_t b : begins[a]) {
+      for (const timestamp_t d : {timestamp_t{-1}, timestamp_t{0}, timestamp_t{1}}) {
+        if ((d < 0 && b == timestamp_min) || (d > 0 && b == timestamp_max)) continue;
+        q.emplace_back(a, b + d);
+      }
+    }
+    q.emplace_back(a, timestamp_min);
+    q.emplace_back(a, timestamp_max);
+  }
+  std::shuffle(q.begin(), q.end(), rng);
+  std::vector<account_index> accounts;
+  std::vector<timestamp_t> times;
+  for (const auto& [a, t] : q) {
+    accounts.push_back(a);
+    times.push_back(t);
   }
   const std::vector<amount_t> got = e.balances(accounts, times);
   for (std::size_t i = 0; i < got.size(); ++i) {

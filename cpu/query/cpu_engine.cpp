@@ -24,17 +24,22 @@ constexpr std::size_t search_group = 128;
 constexpr std::size_t queries_per_thread_min = std::size_t{1} << 16;
 static_assert(block_queries % search_group == 0, "blocks hold whole groups");
 
-// Accounts of at least `fence_min` breakpoints get a second, small level for searches in
-// random order: every `fence_step`-th breakpoint time, contiguous (one cache line holds 8),
-// so that a search first narrows to one block of fence_step breakpoints in the level
-// that stays in cache and then touches only that block. Which accounts get one is
-// decided by the data (their size), never by a flag.
-constexpr std::size_t fence_step = 64;
-constexpr std::size_t fence_min = 4096;
+// Accounts of at least `tree_min` breakpoints get a static search tree for queries in
+// random order (a B+-tree without pointers, its nodes one cache line of 8 keys): level 1
+// holds the first time of every cache line of the account's times, each level above it
+// every 8th key of the one below, up to a top of at most 8 keys. A search reads one node
+// a level, top down, and ends in one line of times, whose balance line it fetches at
+// the same time. The upper levels stay in cache; a plain binary search over the same
+// times touches a new cache line at every step until the span fits in one. Which
+// accounts get a tree is decided by the data (their size), never by a flag.
+constexpr std::size_t node_keys = 8;
+constexpr std::size_t tree_min = 4096;
 
 class cpu_engine final : public engine::impl {
  public:
-  explicit cpu_engine(step_index index) : index_(std::move(index)) { build_fences(); }
+  explicit cpu_engine(step_index index) : index_(std::move(index)) { build_trees(); }
+  cpu_engine(const cpu_engine&) = delete;  // the trees follow the addresses of the index
+  cpu_engine& operator=(const cpu_engine&) = delete;
   backend kind() const noexcept override { return backend::cpu; }
 
   void balances(std::span<const account_index> accounts, std::span<const timestamp_t> times,
@@ -140,22 +145,57 @@ class cpu_engine final : public engine::impl {
     }
   }
 
-  void build_fences() {
+  // The levels above the times of every account with tree_min breakpoints or more, each
+  // level starting on a cache line (keys_ is over-allocated by a line and read from the
+  // first 64-byte boundary), padded to whole nodes.
+  void build_trees() {
     const std::size_t accounts = index_.account_count();
-    fence_begin_.assign(accounts + 1, 0);
+    tree_begin_.assign(accounts + 1, 0);
+    std::size_t keys = 0;
     for (std::size_t a = 0; a < accounts; ++a) {
-      const std::size_t length = index_.account_offsets[a + 1] - index_.account_offsets[a];
-      fence_begin_[a + 1] = fence_begin_[a] + (length >= fence_min ? (length + fence_step - 1) / fence_step : 0);
+      std::size_t size = index_.account_offsets[a + 1] - index_.account_offsets[a];
+      std::size_t levels = 0;
+      if (size >= tree_min) {
+        size += lead(index_.account_offsets[a]);
+        while (size > node_keys) {
+          size = (size + node_keys - 1) / node_keys;
+          keys += (size + node_keys - 1) / node_keys * node_keys;
+          ++levels;
+        }
+      }
+      tree_begin_[a + 1] = tree_begin_[a] + levels;
     }
-    if (fence_begin_.back() == 0) {
-      fence_begin_.clear();  // no account is large: no second level
+    if (tree_begin_.back() == 0) {
+      tree_begin_.clear();  // no account is large: no trees
       return;
     }
-    fences_.resize(fence_begin_.back());
+    levels_.resize(tree_begin_.back());
+    keys_.assign(keys + node_keys, timestamp_max);
+    const auto misalign = reinterpret_cast<std::uintptr_t>(keys_.data()) % 64;
+    keys_shift_ = misalign == 0 ? 0 : (64 - misalign) / sizeof(timestamp_t);
+    timestamp_t* base = keys_.data() + keys_shift_;
+    std::size_t next = 0;
     for (std::size_t a = 0; a < accounts; ++a) {
+      if (tree_begin_[a] == tree_begin_[a + 1]) continue;
+      // Level 1: the first time of each cache line of the account's times (the account's
+      // first line may start with the account before it: its first key is the account's
+      // own first time).
       const std::size_t first = index_.account_offsets[a];
-      for (std::size_t j = fence_begin_[a]; j < fence_begin_[a + 1]; ++j) {
-        fences_[j] = index_.times[first + (j - fence_begin_[a]) * fence_step];
+      const std::size_t times = index_.account_offsets[a + 1] - first;
+      const std::size_t skip = lead(first);
+      std::size_t size = (skip + times + node_keys - 1) / node_keys;
+      levels_[tree_begin_[a]] = {next, size, skip};
+      for (std::size_t j = 0; j < size; ++j) base[next + j] = index_.times[first + (j == 0 ? 0 : j * node_keys - skip)];
+      const timestamp_t* below = base + next;
+      std::size_t below_size = size;
+      next += (size + node_keys - 1) / node_keys * node_keys;
+      for (std::uint64_t l = tree_begin_[a] + 1; l < tree_begin_[a + 1]; ++l) {
+        size = (below_size + node_keys - 1) / node_keys;
+        levels_[l] = {next, size, 0};
+        for (std::size_t j = 0; j < size; ++j) base[next + j] = below[j * node_keys];
+        below = base + next;
+        below_size = size;
+        next += (size + node_keys - 1) / node_keys * node_keys;
       }
     }
   }
@@ -208,61 +248,117 @@ class cpu_engine final : public engine::impl {
                        amount_t* out) const {
     const std::size_t count = index_.account_count();
     const timestamp_t* bp = index_.times.data();
+    const amount_t* values = index_.balances.data();
+    const timestamp_t* keys = keys_.data() + keys_shift_;
     for (std::size_t g = 0; g < accounts.size(); g += search_group) {
       const std::size_t size = std::min(search_group, accounts.size() - g);
+      const timestamp_t* t = times.data() + g;
       std::size_t base[search_group];
       std::size_t length[search_group];
       std::size_t first[search_group];
-      std::size_t fence_base[search_group];
-      std::size_t fence_length[search_group];
-      bool fenced = false;
+      std::uint64_t level[search_group];  // the next tree level to read, into levels_
+      std::uint64_t top[search_group];    // the account's first level (0 below)
+      std::size_t node[search_group];     // the node to read in that level
+      bool leaf[search_group];            // the search ends in one line of times
+      bool treed = false;
       for (std::size_t k = 0; k < size; ++k) {
         const account_index a = accounts[g + k];
         const bool known = a < count;
         first[k] = known ? index_.account_offsets[a] : 0;
         length[k] = known ? index_.account_offsets[a + 1] - first[k] : 0;
         base[k] = first[k];
-        if (length[k] >= fence_min) {  // the account's fences are searched first
-          fence_base[k] = fence_begin_[a];
-          fence_length[k] = fence_begin_[a + 1] - fence_begin_[a];
-          fenced = true;
-          __builtin_prefetch(fences_.data() + fence_base[k] + fence_length[k] / 2);
+        if (length[k] >= tree_min) {  // the search starts at the tree's top node
+          top[k] = tree_begin_[a];
+          level[k] = tree_begin_[a + 1];
+          node[k] = 0;
+          leaf[k] = true;
+          treed = true;
+          __builtin_prefetch(keys + levels_[level[k] - 1].begin);
         } else {
-          fence_length[k] = 0;
+          level[k] = top[k] = 0;
+          leaf[k] = false;
           __builtin_prefetch(bp + base[k] + length[k] / 2);
         }
       }
-      if (fenced) {
-        // The fences of the group's large accounts, searched the same interleaved way;
-        // then each search goes on in the one block its fence leads to.
-        search_in_step(fences_.data(), times.data() + g, size, fence_base, fence_length);
+      if (treed) {
+        // The trees, a level a round for the whole group; a search leaves its tree for the
+        // times with the node of at most 8 breakpoints it leads to.
+        for (bool busy = true; busy;) {
+          busy = false;
+          for (std::size_t k = 0; k < size; ++k) {
+            if (level[k] == top[k]) continue;
+            const tree_level& at = levels_[level[k] - 1];
+            const timestamp_t* n = keys + at.begin + node[k] * node_keys;
+            const std::size_t valid = std::min(node_keys, at.size - node[k] * node_keys);
+            node[k] = node[k] * node_keys + last_at_most(n, valid - 1, t[k]);
+            --level[k];
+            if (level[k] != top[k]) {
+              __builtin_prefetch(keys + levels_[level[k] - 1].begin + node[k] * node_keys);
+              busy = true;
+            } else {
+              // The node is one cache line of the times (the account's first and last
+              // may be shared with its neighbours).
+              const std::size_t skip = levels_[top[k]].skip;
+              const std::size_t begin = node[k] == 0 ? 0 : node[k] * node_keys - skip;
+              base[k] = first[k] + begin;
+              length[k] = std::min(node[k] * node_keys + node_keys - skip, length[k]) - begin;
+              __builtin_prefetch(bp + base[k]);
+              __builtin_prefetch(bp + base[k] + length[k] - 1);
+              __builtin_prefetch(values + base[k]);
+              __builtin_prefetch(values + base[k] + length[k] - 1);
+              if constexpr (Sloped) __builtin_prefetch(index_.slopes.data() + base[k]);
+            }
+          }
+        }
+      }
+      if (treed) {
+        // Each tree search ends in one line of times whose first is <= t: the last of them
+        // <= t is found in the line, which leaves nothing to search.
         for (std::size_t k = 0; k < size; ++k) {
-          if (fence_length[k] == 0) continue;
-          const account_index a = accounts[g + k];
-          // The block of the last fence <= t (or the first, when none is: its search
-          // then finds no breakpoint <= t).
-          const std::size_t block = fence_base[k] - fence_begin_[a];
-          const std::size_t skipped = block * fence_step;
-          base[k] = first[k] + skipped;
-          length[k] = std::min(fence_step, length[k] - skipped);
-          __builtin_prefetch(bp + base[k] + length[k] / 2);
+          if (!leaf[k] || length[k] == 0) continue;
+          base[k] += last_at_most(bp + base[k], length[k] - 1, t[k]);
+          length[k] = 1;
         }
       }
-      search_in_step(bp, times.data() + g, size, base, length);
+      search_in_step(bp, t, size, base, length);
       for (std::size_t k = 0; k < size; ++k) {
         if (length[k] == 0) {
           out[g + k] = 0;
           continue;
         }
-        const std::size_t after = base[k] + (bp[base[k]] <= times[g + k] ? 1 : 0);  // first breakpoint > t
-        out[g + k] = after == first[k] ? 0 : value<Sloped>(after - 1, times[g + k]);
+        const std::size_t after = base[k] + (bp[base[k]] <= t[k] ? 1 : 0);  // first breakpoint > t
+        out[g + k] = after == first[k] ? 0 : value<Sloped>(after - 1, t[k]);
       }
     }
   }
 
+  // In a node of keys [0, last] (at most 8), the last one <= t, or 0 when none is:
+  // three branch-free steps, reading no key past `last`. (A time before an account's
+  // first breakpoint thus leads to its first, which the last step finds later than t.)
+  [[gnu::always_inline]] static inline std::size_t last_at_most(const timestamp_t* keys, std::size_t last,
+                                                                timestamp_t t) noexcept {
+    std::size_t p = keys[std::min<std::size_t>(4, last)] <= t ? 4U : 0U;
+    p += keys[std::min(p + 2, last)] <= t ? 2U : 0U;
+    p += keys[std::min(p + 1, last)] <= t ? 1U : 0U;
+    return std::min(p, last);
+  }
+
+  // How many times of other accounts precede breakpoint i in its cache line.
+  std::size_t lead(std::size_t i) const noexcept {
+    return (reinterpret_cast<std::uintptr_t>(index_.times.data() + i) % 64) / sizeof(timestamp_t);
+  }
+
+  struct tree_level {
+    std::size_t begin;  // into the aligned keys
+    std::size_t size;   // keys (the last node padded)
+    std::size_t skip;   // level 1: lead() of the account's first breakpoint
+  };
+
   step_index index_;
-  std::vector<std::uint64_t> fence_begin_;  // per account, into fences_ (empty: none)
-  std::vector<timestamp_t> fences_;
+  std::vector<std::uint64_t> tree_begin_;  // per account, its levels in levels_, lowest first (empty: none)
+  std::vector<tree_level> levels_;
+  std::vector<timestamp_t> keys_;  // every level, read from keys_shift_ on
+  std::size_t keys_shift_ = 0;
 };
 
 }  // namespace
