@@ -326,6 +326,51 @@ void BM_StreamTriad(benchmark::State& state) {
 }
 BENCHMARK(BM_StreamTriad)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// The bound for queries in random order: whatever the search, a query over breakpoints
+// that do not fit in cache reads at least two cache lines from memory, its breakpoint's
+// time and its balance. Here each of 4 Mi queries reads exactly those two lines, at
+// random among 4 x 10^6 breakpoints (the same 64 MB as BM_QueriesGiant), with nothing
+// to search: the lines of a group of 128 are prefetched together, on every core. No
+// search in random order can pass this rate on this machine.
+void BM_RandomLines(benchmark::State& state) {
+  constexpr std::size_t breakpoints = 4000000;
+  constexpr std::size_t n = std::size_t{1} << 22;
+  constexpr std::size_t group = 128;
+  std::vector<timestamp_t> times(breakpoints);
+  std::vector<amount_t> balances(breakpoints);
+  for (std::size_t i = 0; i < breakpoints; ++i) {
+    times[i] = static_cast<timestamp_t>(i * 16);
+    balances[i] = static_cast<amount_t>(i % 997);
+  }
+  std::mt19937_64 rng(3);
+  std::vector<std::uint32_t> at(n);
+  for (std::uint32_t& i : at) i = static_cast<std::uint32_t>(rng() % breakpoints);
+  std::vector<amount_t> out(n);
+  const std::size_t parts = std::max(1U, std::thread::hardware_concurrency());
+  for (auto _ : state) {
+    std::vector<std::thread> threads;
+    for (std::size_t k = 0; k < parts; ++k) {
+      threads.emplace_back([&, k] {
+        const std::size_t first = n * k / parts;
+        const std::size_t last = n * (k + 1) / parts;
+        for (std::size_t g = first; g < last; g += group) {
+          const std::size_t end = std::min(last, g + group);
+          for (std::size_t i = g; i < end; ++i) {
+            __builtin_prefetch(times.data() + at[i]);
+            __builtin_prefetch(balances.data() + at[i]);
+          }
+          for (std::size_t i = g; i < end; ++i) out[i] = balances[at[i]] + times[at[i]] % 16;
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    benchmark::DoNotOptimize(out.data());
+  }
+  for (std::size_t i = 0; i < n; i += 997) check(out[i] == static_cast<amount_t>(at[i] % 997), "lines");
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+BENCHMARK(BM_RandomLines)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // The same index with and without slopes (SPEC section 10: every row drawn at 1 a tick,
 // or level): what a ledger with jobs costs a query (one multiply, 8 more bytes read per
 // breakpoint found). Answers checked against the definition on a sample.
