@@ -61,10 +61,8 @@ class csv_writer {
   void total_field(total_t value);  ///< an exact total (may pass int64)
   void empty_field();
   void raw(std::string_view text);    ///< bytes as they are (headers)
-  /// Whole rows already formatted (ending in LF), written in order after what is
-  /// buffered; into a regular file each block is written by its own thread at its own
-  /// offset.
-  void blocks(std::span<const std::string_view> texts);
+  /// Whole rows already formatted (ending in LF), written now after what is buffered.
+  void raw_block(std::string_view text);
   void end_row();
   /// Flushes everything written so far.
   void finish();
