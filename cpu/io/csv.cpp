@@ -936,13 +936,12 @@ void append_field(std::string& out, std::string_view text) {
   out += '"';
 }
 
-// Writes all of `bytes` to `fd`, at `at` (pwrite) or, when `at` is negative, at the
-// current position; `name` names the destination in errors.
-void write_fully(int fd, std::string_view bytes, off_t at, const std::string& name) {
+// Writes all of `bytes` to `fd` at its current position; `name` names the destination
+// in errors.
+void write_fully(int fd, std::string_view bytes, const std::string& name) {
   std::size_t done = 0;
   while (done < bytes.size()) {
-    const ssize_t wrote = at < 0 ? ::write(fd, bytes.data() + done, bytes.size() - done)
-                                 : ::pwrite(fd, bytes.data() + done, bytes.size() - done, at + static_cast<off_t>(done));
+    const ssize_t wrote = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (wrote < 0) {
       if (errno == EINTR) continue;
       throw io_error(name + ": " + system_reason("write failed", errno));
@@ -997,13 +996,13 @@ void csv_writer::flush_if_full() {
 }
 
 void csv_writer::finish() {
-  write_fully(fd_, buffer_, -1, name_);
+  write_fully(fd_, buffer_, name_);
   buffer_.clear();
 }
 
 void csv_writer::raw_block(std::string_view text) {
   finish();
-  write_fully(fd_, text, -1, name_);
+  write_fully(fd_, text, name_);
 }
 
 void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances) {
