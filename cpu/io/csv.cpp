@@ -45,8 +45,8 @@ std::string system_reason(const char* what, int errnum) {
 
 namespace {
 
-// Decimal text of an int64, written at w (at most 20 bytes); returns the end. Inline,
-// for the writers' loops: the digits counted first, then written two at a time from the
+// Decimal text of an int64, written at w (at most 20 bytes); returns the end. Every
+// writer's integers; inline, for their loops: the digits counted first, then written two at a time from the
 // back, each pair one multiply-shift division by 100 and a copy from a table.
 constexpr char digit_pairs[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
@@ -970,10 +970,8 @@ void csv_writer::field(std::string_view text) {
 
 void csv_writer::field(std::int64_t value) {
   separator();
-  char digits[24];
-  const auto [ptr, ec] = std::to_chars(digits, digits + sizeof digits, value);
-  (void)ec;  // 24 bytes always hold an int64
-  buffer_.append(digits, static_cast<std::size_t>(ptr - digits));
+  char digits[20];  // "-9223372036854775808"
+  buffer_.append(digits, static_cast<std::size_t>(format_int(digits, value) - digits));
 }
 
 void csv_writer::total_field(total_t value) {

@@ -157,10 +157,9 @@ class cpu_engine final : public engine::impl {
       std::size_t levels = 0;
       if (size >= tree_min) {
         size += lead(index_.account_offsets[a]);
-        while (size > node_keys) {
-          size = (size + node_keys - 1) / node_keys;
-          keys += (size + node_keys - 1) / node_keys * node_keys;
-          ++levels;
+        for (; size > node_keys; ++levels) {
+          size = nodes(size);
+          keys += nodes(size) * node_keys;
         }
       }
       tree_begin_[a + 1] = tree_begin_[a] + levels;
@@ -176,29 +175,26 @@ class cpu_engine final : public engine::impl {
     timestamp_t* base = keys_.data() + keys_shift_;
     std::size_t next = 0;
     for (std::size_t a = 0; a < accounts; ++a) {
-      if (tree_begin_[a] == tree_begin_[a + 1]) continue;
-      // Level 1: the first time of each cache line of the account's times (the account's
-      // first line may start with the account before it: its first key is the account's
-      // own first time).
+      // Each level holds the first key of each node of the level below. Below level 1
+      // the nodes are the cache lines of the account's times, whose first may start with
+      // the account before it (`skip` times): that node's key is the account's own first.
       const std::size_t first = index_.account_offsets[a];
-      const std::size_t times = index_.account_offsets[a + 1] - first;
-      const std::size_t skip = lead(first);
-      std::size_t size = (skip + times + node_keys - 1) / node_keys;
-      levels_[tree_begin_[a]] = {next, size, skip};
-      for (std::size_t j = 0; j < size; ++j) base[next + j] = index_.times[first + (j == 0 ? 0 : j * node_keys - skip)];
-      const timestamp_t* below = base + next;
-      std::size_t below_size = size;
-      next += (size + node_keys - 1) / node_keys * node_keys;
-      for (std::uint64_t l = tree_begin_[a] + 1; l < tree_begin_[a + 1]; ++l) {
-        size = (below_size + node_keys - 1) / node_keys;
-        levels_[l] = {next, size, 0};
-        for (std::size_t j = 0; j < size; ++j) base[next + j] = below[j * node_keys];
+      const timestamp_t* below = index_.times.data() + first;
+      std::size_t below_size = index_.account_offsets[a + 1] - first;
+      std::size_t skip = tree_begin_[a] == tree_begin_[a + 1] ? 0 : lead(first);
+      for (std::uint64_t l = tree_begin_[a]; l < tree_begin_[a + 1]; ++l) {
+        const std::size_t size = nodes(skip + below_size);
+        levels_[l] = {next, size, skip};
+        for (std::size_t j = 0; j < size; ++j) base[next + j] = below[j == 0 ? 0 : j * node_keys - skip];
         below = base + next;
         below_size = size;
-        next += (size + node_keys - 1) / node_keys * node_keys;
+        skip = 0;
+        next += nodes(size) * node_keys;
       }
     }
   }
+
+  static constexpr std::size_t nodes(std::size_t keys) noexcept { return (keys + node_keys - 1) / node_keys; }
 
   // The balances of account a at every grid time, into out[0, grid.count).
   template <bool Sloped>
@@ -259,7 +255,6 @@ class cpu_engine final : public engine::impl {
       std::uint64_t level[search_group];  // the next tree level to read, into levels_
       std::uint64_t top[search_group];    // the account's first level (0 below)
       std::size_t node[search_group];     // the node to read in that level
-      bool leaf[search_group];            // the search ends in one line of times
       bool treed = false;
       for (std::size_t k = 0; k < size; ++k) {
         const account_index a = accounts[g + k];
@@ -271,12 +266,10 @@ class cpu_engine final : public engine::impl {
           top[k] = tree_begin_[a];
           level[k] = tree_begin_[a + 1];
           node[k] = 0;
-          leaf[k] = true;
           treed = true;
           __builtin_prefetch(keys + levels_[level[k] - 1].begin);
         } else {
           level[k] = top[k] = 0;
-          leaf[k] = false;
           __builtin_prefetch(bp + base[k] + length[k] / 2);
         }
       }
@@ -297,27 +290,17 @@ class cpu_engine final : public engine::impl {
               busy = true;
             } else {
               // The node is one cache line of the times (the account's first and last
-              // may be shared with its neighbours).
+              // may be shared with its neighbours), searched with the others below.
               const std::size_t skip = levels_[top[k]].skip;
               const std::size_t begin = node[k] == 0 ? 0 : node[k] * node_keys - skip;
               base[k] = first[k] + begin;
               length[k] = std::min(node[k] * node_keys + node_keys - skip, length[k]) - begin;
               __builtin_prefetch(bp + base[k]);
-              __builtin_prefetch(bp + base[k] + length[k] - 1);
               __builtin_prefetch(values + base[k]);
               __builtin_prefetch(values + base[k] + length[k] - 1);
               if constexpr (Sloped) __builtin_prefetch(index_.slopes.data() + base[k]);
             }
           }
-        }
-      }
-      if (treed) {
-        // Each tree search ends in one line of times whose first is <= t: the last of them
-        // <= t is found in the line, which leaves nothing to search.
-        for (std::size_t k = 0; k < size; ++k) {
-          if (!leaf[k] || length[k] == 0) continue;
-          base[k] += last_at_most(bp + base[k], length[k] - 1, t[k]);
-          length[k] = 1;
         }
       }
       search_in_step(bp, t, size, base, length);
@@ -334,7 +317,7 @@ class cpu_engine final : public engine::impl {
 
   // In a node of keys [0, last] (at most 8), the last one <= t, or 0 when none is:
   // three branch-free steps, reading no key past `last`. (A time before an account's
-  // first breakpoint thus leads to its first, which the last step finds later than t.)
+  // first breakpoint thus leads to its first, which the final search finds later than t.)
   [[gnu::always_inline]] static inline std::size_t last_at_most(const timestamp_t* keys, std::size_t last,
                                                                 timestamp_t t) noexcept {
     std::size_t p = keys[std::min<std::size_t>(4, last)] <= t ? 4U : 0U;
@@ -351,7 +334,7 @@ class cpu_engine final : public engine::impl {
   struct tree_level {
     std::size_t begin;  // into the aligned keys
     std::size_t size;   // keys (the last node padded)
-    std::size_t skip;   // level 1: lead() of the account's first breakpoint
+    std::size_t skip;   // level 1: lead() of the account's first breakpoint (above: 0)
   };
 
   step_index index_;
