@@ -164,7 +164,11 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
   std::vector<step_index> partial(parts);
   detail::run_parts(parts, [&](std::size_t k) {
     step_index& part = partial[k];
-    const std::size_t rows = offsets[cuts[k + 1]] - offsets[cuts[k]];
+    // At most two breakpoints a row. A reservation is address space until written, so
+    // the first part reserves room for every part's and takes the others' in place:
+    // the index is written once and copied at most once, never zero-filled.
+    const std::size_t rows = k == 0 ? n : offsets[cuts[k + 1]] - offsets[cuts[k]];
+    part.account_offsets.reserve(k == 0 ? account_count + 1 : cuts[k + 1] - cuts[k]);
     part.account_offsets.resize(cuts[k + 1] - cuts[k]);
     part.times.reserve(2 * rows);
     part.balances.reserve(2 * rows);
@@ -175,26 +179,20 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
       build_accounts<delta>(intervals, offsets, order, grouped, cuts[k], cuts[k + 1], part);
     }
   });
-  if (parts == 1) {
-    step_index index = std::move(partial[0]);
-    index.account_offsets.push_back(index.times.size());
-    return index;
+  step_index index = std::move(partial[0]);
+  for (std::size_t k = 1; k < parts; ++k) {
+    step_index& part = partial[k];
+    const std::size_t at = index.times.size();
+    for (const std::uint64_t offset : part.account_offsets) index.account_offsets.push_back(at + offset);
+    // Each column freed once copied: at most one exists twice at a time.
+    index.times.insert(index.times.end(), part.times.begin(), part.times.end());
+    std::vector<timestamp_t>().swap(part.times);
+    index.balances.insert(index.balances.end(), part.balances.begin(), part.balances.end());
+    std::vector<amount_t>().swap(part.balances);
+    index.slopes.insert(index.slopes.end(), part.slopes.begin(), part.slopes.end());
+    std::vector<amount_t>().swap(part.slopes);
   }
-  std::vector<std::size_t> at(parts + 1, 0);
-  for (std::size_t k = 0; k < parts; ++k) at[k + 1] = at[k] + partial[k].times.size();
-  step_index index;
-  index.account_offsets.resize(account_count + 1);
-  index.times.resize(at[parts]);
-  index.balances.resize(at[parts]);
-  if (sloped) index.slopes.resize(at[parts]);
-  detail::run_parts(parts, [&](std::size_t k) {
-    const step_index& part = partial[k];
-    std::copy(part.times.begin(), part.times.end(), index.times.begin() + static_cast<std::ptrdiff_t>(at[k]));
-    std::copy(part.balances.begin(), part.balances.end(), index.balances.begin() + static_cast<std::ptrdiff_t>(at[k]));
-    std::copy(part.slopes.begin(), part.slopes.end(), index.slopes.begin() + static_cast<std::ptrdiff_t>(at[k]));
-    for (std::size_t a = cuts[k]; a < cuts[k + 1]; ++a) index.account_offsets[a] = at[k] + part.account_offsets[a - cuts[k]];
-  });
-  index.account_offsets[account_count] = at[parts];
+  index.account_offsets.push_back(index.times.size());
   return index;
 }
 
