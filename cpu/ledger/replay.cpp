@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <cassert>
-#include <string>
 #include <limits>
+#include <memory>
+#include <span>
+#include <string>
 #include <tuple>
 #include <type_traits>
+#include <utility>
 
 #include "cpu/ledger/draw.hpp"
 #include "cpu/ledger/trace.hpp"
@@ -482,7 +485,7 @@ constexpr std::size_t events_per_part_min = std::size_t{1} << 16;
 
 // Replays accounts [first, last) of the counting-sorted rows into `out`.
 void replay_accounts(const event_table& events, overdraft_policy policy, const std::vector<std::size_t>& offsets,
-                     const std::vector<sorted_row>& order, std::size_t first, std::size_t last, std::size_t capacity,
+                     std::span<const sorted_row> order, std::size_t first, std::size_t last, std::size_t capacity,
                      ledger_result& out) {
   // An account never has more interval rows than events (an add opens one stretch, a
   // use ends at most one partly drawn stretch and opens one): reserving `capacity` rows
@@ -579,17 +582,32 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   const std::size_t event_count = events.size();
   const std::size_t account_count = events.accounts.size();
 
-  // Stable counting sort of rows by account: arrival order survives within an account.
+  // Stable counting sort of rows by account, on every core: each core counts, then
+  // places, a run of consecutive rows after the rows of the runs before it, so arrival
+  // order survives within an account. The sorted rows are not zero-filled first: each
+  // core's writes are their pages' first touch.
+  const std::size_t sorters = detail::part_count(event_count, events_per_part_min);
+  auto rows_of = [&](std::size_t k) { return std::pair(event_count * k / sorters, event_count * (k + 1) / sorters); };
+  std::vector<std::vector<std::size_t>> cursor(sorters);
+  detail::run_parts(sorters, [&](std::size_t k) {
+    cursor[k].assign(account_count, 0);
+    const auto [first, last] = rows_of(k);
+    for (std::size_t row = first; row < last; ++row) ++cursor[k][events.account[row]];
+  });
   std::vector<std::size_t> offsets(account_count + 1, 0);
-  for (const account_index a : events.account) ++offsets[a + 1];
-  for (std::size_t a = 0; a < account_count; ++a) offsets[a + 1] += offsets[a];
-  std::vector<sorted_row> order(event_count);
-  {
-    std::vector<std::size_t> cursor(offsets.begin(), offsets.end() - 1);
-    for (std::size_t row = 0; row < event_count; ++row) {
-      order[cursor[events.account[row]]++] = {static_cast<event_row>(row), events.kind[row]};
-    }
+  for (std::size_t a = 0, at = 0; a < account_count; ++a) {
+    for (std::vector<std::size_t>& counted : cursor) at += std::exchange(counted[a], at);
+    offsets[a + 1] = at;
   }
+  const std::unique_ptr<sorted_row[]> sorted = std::make_unique_for_overwrite<sorted_row[]>(event_count);
+  detail::run_parts(sorters, [&](std::size_t k) {
+    const auto [first, last] = rows_of(k);
+    for (std::size_t row = first; row < last; ++row) {
+      sorted[cursor[k][events.account[row]]++] = {static_cast<event_row>(row), events.kind[row]};
+    }
+  });
+  cursor.clear();
+  const std::span<const sorted_row> order(sorted.get(), event_count);
 
   // Parts of consecutive accounts, one per core. The first error in account order is
   // the one reported, whichever part finds it first.
