@@ -843,6 +843,9 @@ Table parse_parts(record_reader& head, file_bytes& bytes, ReadPart read_part) {
   const std::vector<part_bytes> cuts =
       cut_records(bytes.data() + head.offset(), bytes.data() + bytes.size, head.next_line());
   std::vector<Table> tables(cuts.size());
+  // The first part's table takes the others' rows at the join: room for every row,
+  // reserved now, is address space until written.
+  if (cuts.size() > 1) tables[0].reserve(std::min<std::size_t>(head.records_estimate() * 21 / 20, events_max));
   detail::run_parts(cuts.size(), [&](std::size_t k) {
     record_reader in(cuts[k].first, cuts[k].last, head.source(), cuts[k].first_line, false);
     read_part(in, tables[k]);

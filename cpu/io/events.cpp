@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "cpu/io/validate.hpp"
 #include "cpu/parallel.hpp"
@@ -442,45 +443,57 @@ event_table event_table::join(std::vector<event_table>&& parts) {
     while (offsets[k + 1] <= events_max) ++k;
     throw input_error(parts[k].source, parts[k].line[events_max - offsets[k]], "more than 2^32 - 1 events");
   }
-  event_table out;
-  out.source = parts[0].source;
-  // Names: each distinct name of a part is interned once, in order.
+  // The first part's table is the start of the joined one, its names and rows in place:
+  // the others' names are interned after its own, and their rows appended. Where the
+  // first part reserved room for every row (parse_parts does), nothing is copied twice
+  // and nothing is zero-filled first.
+  event_table out = std::move(parts[0]);
   std::vector<std::vector<std::uint32_t>> account_map(parts.size());
   std::vector<std::vector<std::uint32_t>> label_map(parts.size());
   std::vector<std::size_t> job_offset(parts.size(), 0);
-  for (std::size_t k = 0; k < parts.size(); ++k) {
+  for (std::size_t k = 1; k < parts.size(); ++k) {  // each distinct name of a part once, in order
     account_map[k] = merge_names(out.accounts, parts[k].accounts);
     label_map[k] = merge_names(out.credit_labels, parts[k].credit_labels);
     job_offset[k] = out.job_ids.size();
     for (std::string& id : parts[k].job_ids) out.job_ids.push_back(std::move(id));
     out.jobs_ += parts[k].jobs_;
   }
-  const std::size_t total = offsets.back();
-  out.account.resize(total);
-  out.kind.resize(total);
-  out.timestamp.resize(total);
-  out.amount.resize(total);
-  out.end.resize(total);
-  out.credit.resize(total);
-  out.line.resize(total);
-  // Rows: every part copied to its place on its own core, each freed once copied.
-  detail::run_parts(parts.size(), [&](std::size_t k) {
-    event_table& p = parts[k];
-    const std::size_t at = offsets[k];
-    for (std::size_t r = 0; r < p.size(); ++r) {
-      out.account[at + r] = account_map[k][p.account[r]];
-      const op row_kind = p.kind[r];
-      out.credit[at + r] = row_kind == op::add   ? label_map[k][p.credit[r]]
-                           : row_kind == op::run ? static_cast<std::uint32_t>(job_offset[k] + p.credit[r])
-                                                 : 0;
+  // Each column takes the other parts' rows in order, a few columns a core, each
+  // part's column freed once copied.
+  auto append = [&](auto member) {
+    auto& column = out.*member;
+    column.reserve(offsets.back());
+    for (std::size_t k = 1; k < parts.size(); ++k) {
+      auto& from = parts[k].*member;
+      column.insert(column.end(), from.begin(), from.end());
+      std::remove_reference_t<decltype(from)>().swap(from);
     }
-    std::copy(p.kind.begin(), p.kind.end(), out.kind.begin() + static_cast<std::ptrdiff_t>(at));
-    std::copy(p.timestamp.begin(), p.timestamp.end(), out.timestamp.begin() + static_cast<std::ptrdiff_t>(at));
-    std::copy(p.amount.begin(), p.amount.end(), out.amount.begin() + static_cast<std::ptrdiff_t>(at));
-    std::copy(p.end.begin(), p.end.end(), out.end.begin() + static_cast<std::ptrdiff_t>(at));
-    std::copy(p.line.begin(), p.line.end(), out.line.begin() + static_cast<std::ptrdiff_t>(at));
-    p = event_table{};
+  };
+  detail::run_parts(3, [&](std::size_t group) {
+    if (group == 0) {
+      append(&event_table::timestamp);
+      append(&event_table::amount);
+    } else if (group == 1) {
+      append(&event_table::end);
+      append(&event_table::line);
+    } else {
+      append(&event_table::kind);
+      // Accounts and credits renumbered into the joined dictionaries.
+      out.account.reserve(offsets.back());
+      out.credit.reserve(offsets.back());
+      for (std::size_t k = 1; k < parts.size(); ++k) {
+        const event_table& p = parts[k];
+        for (std::size_t r = 0; r < p.account.size(); ++r) {
+          out.account.push_back(account_map[k][p.account[r]]);
+          const op row_kind = out.kind[offsets[k] + r];
+          out.credit.push_back(row_kind == op::add   ? label_map[k][p.credit[r]]
+                               : row_kind == op::run ? static_cast<std::uint32_t>(job_offset[k] + p.credit[r])
+                                                     : 0);
+        }
+      }
+    }
   });
+  for (std::size_t k = 1; k < parts.size(); ++k) parts[k] = event_table{};
   return out;
 }
 
@@ -488,18 +501,24 @@ query_batch query_batch::join(std::vector<query_batch>&& parts) {
   if (parts.empty()) return query_batch{};
   if (parts.size() == 1) return std::move(parts[0]);
   const std::vector<std::size_t> offsets = row_offsets(parts);
-  query_batch out;
+  // As event_table::join: the first part's batch is the start of the joined one.
+  query_batch out = std::move(parts[0]);
   std::vector<std::vector<std::uint32_t>> account_map(parts.size());
-  for (std::size_t k = 0; k < parts.size(); ++k) account_map[k] = merge_names(out.accounts, parts[k].accounts);
-  out.account.resize(offsets.back());
-  out.timestamp.resize(offsets.back());
-  detail::run_parts(parts.size(), [&](std::size_t k) {
-    query_batch& p = parts[k];
-    const std::size_t at = offsets[k];
-    for (std::size_t r = 0; r < p.size(); ++r) out.account[at + r] = account_map[k][p.account[r]];
-    std::copy(p.timestamp.begin(), p.timestamp.end(), out.timestamp.begin() + static_cast<std::ptrdiff_t>(at));
-    p = query_batch{};
+  for (std::size_t k = 1; k < parts.size(); ++k) account_map[k] = merge_names(out.accounts, parts[k].accounts);
+  out.reserve(offsets.back());
+  detail::run_parts(2, [&](std::size_t column) {
+    for (std::size_t k = 1; k < parts.size(); ++k) {
+      query_batch& p = parts[k];
+      if (column == 0) {
+        out.timestamp.insert(out.timestamp.end(), p.timestamp.begin(), p.timestamp.end());
+        std::vector<timestamp_t>().swap(p.timestamp);
+      } else {
+        for (const account_index a : p.account) out.account.push_back(account_map[k][a]);
+        std::vector<account_index>().swap(p.account);
+      }
+    }
   });
+  for (std::size_t k = 1; k < parts.size(); ++k) parts[k] = query_batch{};
   return out;
 }
 

@@ -135,6 +135,10 @@ struct query_batch {
   std::vector<timestamp_t> timestamp;
 
   std::size_t size() const noexcept { return account.size(); }
+  void reserve(std::size_t count) {
+    account.reserve(count);
+    timestamp.reserve(count);
+  }
   void push(std::string_view account_name, timestamp_t at) {
     account.push_back(accounts.intern(account_name));
     timestamp.push_back(at);
