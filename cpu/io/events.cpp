@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "cpu/io/validate.hpp"
+#include "cpu/memory.hpp"
 #include "cpu/parallel.hpp"
 #include "gpucredit/error.hpp"
 
@@ -194,13 +195,13 @@ std::optional<std::uint32_t> dictionary::find(std::string_view name) const {
 }
 
 void event_table::reserve(std::size_t count) {
-  account.reserve(count);
-  kind.reserve(count);
-  timestamp.reserve(count);
-  amount.reserve(count);
-  end.reserve(count);
-  credit.reserve(count);
-  line.reserve(count);
+  detail::reserve_on_huge_pages(account, count);
+  detail::reserve_on_huge_pages(kind, count);
+  detail::reserve_on_huge_pages(timestamp, count);
+  detail::reserve_on_huge_pages(amount, count);
+  detail::reserve_on_huge_pages(end, count);
+  detail::reserve_on_huge_pages(credit, count);
+  detail::reserve_on_huge_pages(line, count);
 }
 
 namespace detail {

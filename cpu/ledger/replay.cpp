@@ -18,6 +18,7 @@
 
 #include "cpu/ledger/draw.hpp"
 #include "cpu/ledger/trace.hpp"
+#include "cpu/memory.hpp"
 #include "cpu/parallel.hpp"
 #include "gpucredit/error.hpp"
 
@@ -490,12 +491,12 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
   // An account never has more interval rows than events (an add opens one stretch, a
   // use ends at most one partly drawn stretch and opens one): reserving `capacity` rows
   // takes address space only, so the first part can take the others' rows in place.
-  out.intervals.account.reserve(capacity);
-  out.intervals.credit.reserve(capacity);
-  out.intervals.begin.reserve(capacity);
-  out.intervals.end.reserve(capacity);
-  out.intervals.amount.reserve(capacity);
-  if (events.has_jobs()) out.intervals.slope.reserve(capacity);
+  detail::reserve_on_huge_pages(out.intervals.account, capacity);
+  detail::reserve_on_huge_pages(out.intervals.credit, capacity);
+  detail::reserve_on_huge_pages(out.intervals.begin, capacity);
+  detail::reserve_on_huge_pages(out.intervals.end, capacity);
+  detail::reserve_on_huge_pages(out.intervals.amount, capacity);
+  if (events.has_jobs()) detail::reserve_on_huge_pages(out.intervals.slope, capacity);
   account_replayer replayer;
   std::vector<account_event> batch;
   // An account's rows lie scattered over the columns (its events interleave with the
@@ -600,6 +601,7 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
     offsets[a + 1] = at;
   }
   const std::unique_ptr<sorted_row[]> sorted = std::make_unique_for_overwrite<sorted_row[]>(event_count);
+  detail::advise_huge_pages(sorted.get(), event_count * sizeof(sorted_row));
   detail::run_parts(sorters, [&](std::size_t k) {
     const auto [first, last] = rows_of(k);
     for (std::size_t row = first; row < last; ++row) {

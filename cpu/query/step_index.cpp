@@ -7,6 +7,7 @@
 #include <cassert>
 #include <type_traits>
 
+#include "cpu/memory.hpp"
 #include "cpu/parallel.hpp"
 
 namespace gpucredit {
@@ -170,10 +171,10 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
     const std::size_t rows = k == 0 ? n : offsets[cuts[k + 1]] - offsets[cuts[k]];
     part.account_offsets.reserve(k == 0 ? account_count + 1 : cuts[k + 1] - cuts[k]);
     part.account_offsets.resize(cuts[k + 1] - cuts[k]);
-    part.times.reserve(2 * rows);
-    part.balances.reserve(2 * rows);
+    detail::reserve_on_huge_pages(part.times, 2 * rows);
+    detail::reserve_on_huge_pages(part.balances, 2 * rows);
     if (sloped) {
-      part.slopes.reserve(2 * rows);
+      detail::reserve_on_huge_pages(part.slopes, 2 * rows);
       build_accounts<sloped_delta>(intervals, offsets, order, grouped, cuts[k], cuts[k + 1], part);
     } else {
       build_accounts<delta>(intervals, offsets, order, grouped, cuts[k], cuts[k + 1], part);
