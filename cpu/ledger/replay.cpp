@@ -586,8 +586,12 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   // Stable counting sort of rows by account, on every core: each core counts, then
   // places, a run of consecutive rows after the rows of the runs before it, so arrival
   // order survives within an account. The sorted rows are not zero-filled first: each
-  // core's writes are their pages' first touch.
-  const std::size_t sorters = detail::part_count(event_count, events_per_part_min);
+  // core's writes are their pages' first touch. Each core counts in a slot an account:
+  // with fewer than 8 rows an account a core, the counts would cost more than they
+  // save (and hold more memory than a byte an event).
+  const std::size_t sorters =
+      std::min(detail::part_count(event_count, events_per_part_min),
+               std::max<std::size_t>(1, event_count / (8 * std::max<std::size_t>(account_count, 1))));
   auto rows_of = [&](std::size_t k) { return std::pair(event_count * k / sorters, event_count * (k + 1) / sorters); };
   std::vector<std::vector<std::size_t>> cursor(sorters);
   detail::run_parts(sorters, [&](std::size_t k) {
