@@ -1,11 +1,12 @@
-// Large columns on huge pages (internal). The event columns, the replay's intervals and
-// the index are reserved at their largest size and then written row by row: at 4 KiB a
-// page, a ledger of 5 x 10^7 events takes a page fault every 4 KiB it writes, and the
-// replay's reads of each account's rows, scattered over the event columns, miss the TLB.
-// Asking for transparent huge pages on these arrays cuts the faults 512-fold and the TLB
-// misses with them. Only on these: with every allocation on huge pages (glibc's
-// hugetlb tunable) reading the file took longer. The kernel may decline (no huge page
-// free, THP set to `never`, not Linux): the pages then stay small, the answers the same.
+// Large columns (internal): on huge pages, and joined from parts. The event columns,
+// the replay's intervals and the index are reserved at their largest size and then
+// written row by row: at 4 KiB a page, a ledger of 5 x 10^7 events takes a page fault
+// every 4 KiB it writes, and the replay's reads of each account's rows, scattered over
+// the event columns, miss the TLB. Asking for transparent huge pages on these arrays
+// cuts the faults 512-fold and the TLB misses with them. Only on these: with every
+// allocation on huge pages (glibc's hugetlb tunable) reading the file took longer. The
+// kernel may decline (no huge page free, THP set to `never`, not Linux): the pages then
+// stay small, the answers the same.
 #pragma once
 
 #include <cstddef>
@@ -43,6 +44,15 @@ void reserve_on_huge_pages(std::vector<T>& v, std::size_t count) {
   const bool fresh = v.capacity() < count && v.empty();
   v.reserve(count);
   if (fresh) advise_huge_pages(v.data(), count * sizeof(T));
+}
+
+/// Appends `part` to `out` and frees `part`: parts' columns joined one column at a time
+/// hold at most one column twice. Into room `out` reserved for every part, nothing
+/// but `part` is copied.
+template <class T>
+void append_column(std::vector<T>& out, std::vector<T>& part) {
+  out.insert(out.end(), part.begin(), part.end());
+  std::vector<T>().swap(part);
 }
 
 }  // namespace gpucredit::detail

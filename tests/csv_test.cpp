@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <limits>
 #include <cstdlib>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -357,7 +357,7 @@ TEST(CsvWrite, RoundTripsThroughTheReader) {
 }
 
 TEST(CsvWrite, BalancesFormattedOnEveryCoreMatchRowByRow) {
-  // More rows than one block (1 Mi), names that need quotes, none and negative times;
+  // More rows than a round of blocks (64 Ki rows each), names that need quotes, none and negative times;
   // first, every number of digits (each power of 10, one less and their negatives, the
   // int64 ends) as time and balance, and names of 31 to 33 bytes and longer (the
   // formatter copies names of up to 32 bytes as a fixed 32).

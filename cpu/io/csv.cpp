@@ -46,8 +46,8 @@ std::string system_reason(const char* what, int errnum) {
 namespace {
 
 // Decimal text of an int64, written at w (at most 20 bytes); returns the end. Every
-// writer's integers; inline, for their loops: the digits counted first, then written two at a time from the
-// back, each pair one multiply-shift division by 100 and a copy from a table.
+// writer's integers, inline for their loops: the digits are counted first, then written
+// two at a time from the back, each pair a division by 100 and a copy from a table.
 constexpr char digit_pairs[] =
     "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
-#include <type_traits>
 
 #include "cpu/io/validate.hpp"
 #include "cpu/memory.hpp"
@@ -462,13 +461,8 @@ event_table event_table::join(std::vector<event_table>&& parts) {
   // Each column takes the other parts' rows in order, a few columns a core, each
   // part's column freed once copied.
   auto append = [&](auto member) {
-    auto& column = out.*member;
-    column.reserve(offsets.back());
-    for (std::size_t k = 1; k < parts.size(); ++k) {
-      auto& from = parts[k].*member;
-      column.insert(column.end(), from.begin(), from.end());
-      std::remove_reference_t<decltype(from)>().swap(from);
-    }
+    (out.*member).reserve(offsets.back());
+    for (std::size_t k = 1; k < parts.size(); ++k) detail::append_column(out.*member, parts[k].*member);
   };
   detail::run_parts(3, [&](std::size_t group) {
     if (group == 0) {
@@ -511,8 +505,7 @@ query_batch query_batch::join(std::vector<query_batch>&& parts) {
     for (std::size_t k = 1; k < parts.size(); ++k) {
       query_batch& p = parts[k];
       if (column == 0) {
-        out.timestamp.insert(out.timestamp.end(), p.timestamp.begin(), p.timestamp.end());
-        std::vector<timestamp_t>().swap(p.timestamp);
+        detail::append_column(out.timestamp, p.timestamp);
       } else {
         for (const account_index a : p.account) out.account.push_back(account_map[k][a]);
         std::vector<account_index>().swap(p.account);

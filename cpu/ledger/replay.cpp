@@ -542,19 +542,11 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
   }
 }
 
-// Moves the rows of `part` to the end of `out`, freeing each column once copied so that
-// at most one column exists twice at a time.
-template <class T>
-void append_column(std::vector<T>& out, std::vector<T>& part) {
-  out.insert(out.end(), part.begin(), part.end());
-  std::vector<T>().swap(part);
-}
-
 void append_usage(usage_table& out, usage_table& part) {
-  append_column(out.account, part.account);
-  append_column(out.row, part.row);
-  append_column(out.timestamp, part.timestamp);
-  append_column(out.amount, part.amount);
+  detail::append_column(out.account, part.account);
+  detail::append_column(out.row, part.row);
+  detail::append_column(out.timestamp, part.timestamp);
+  detail::append_column(out.amount, part.amount);
 }
 
 }  // namespace
@@ -638,20 +630,20 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
     // Slopes: a column only where some part has one (the others' rows are level).
     if (part.has_slopes() && !out.intervals.has_slopes()) out.intervals.slope.assign(out.intervals.size(), 0);
     if (out.intervals.has_slopes() && !part.has_slopes()) part.slope.assign(part.size(), 0);
-    append_column(out.intervals.account, part.account);
-    append_column(out.intervals.credit, part.credit);
-    append_column(out.intervals.begin, part.begin);
-    append_column(out.intervals.end, part.end);
-    append_column(out.intervals.amount, part.amount);
-    append_column(out.intervals.slope, part.slope);
+    detail::append_column(out.intervals.account, part.account);
+    detail::append_column(out.intervals.credit, part.credit);
+    detail::append_column(out.intervals.begin, part.begin);
+    detail::append_column(out.intervals.end, part.end);
+    detail::append_column(out.intervals.amount, part.amount);
+    detail::append_column(out.intervals.slope, part.slope);
     append_usage(out.shortfalls, partial[k].shortfalls);
     append_usage(out.rejections, partial[k].rejections);
     unpaid_ticks& ticks = partial[k].job_unpaid;
-    append_column(out.job_unpaid.account, ticks.account);
-    append_column(out.job_unpaid.row, ticks.row);
-    append_column(out.job_unpaid.first, ticks.first);
-    append_column(out.job_unpaid.last, ticks.last);
-    append_column(out.job_unpaid.per_tick, ticks.per_tick);
+    detail::append_column(out.job_unpaid.account, ticks.account);
+    detail::append_column(out.job_unpaid.row, ticks.row);
+    detail::append_column(out.job_unpaid.first, ticks.first);
+    detail::append_column(out.job_unpaid.last, ticks.last);
+    detail::append_column(out.job_unpaid.per_tick, ticks.per_tick);
   }
   return out;
 }

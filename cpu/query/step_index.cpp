@@ -185,13 +185,9 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
     step_index& part = partial[k];
     const std::size_t at = index.times.size();
     for (const std::uint64_t offset : part.account_offsets) index.account_offsets.push_back(at + offset);
-    // Each column freed once copied: at most one exists twice at a time.
-    index.times.insert(index.times.end(), part.times.begin(), part.times.end());
-    std::vector<timestamp_t>().swap(part.times);
-    index.balances.insert(index.balances.end(), part.balances.begin(), part.balances.end());
-    std::vector<amount_t>().swap(part.balances);
-    index.slopes.insert(index.slopes.end(), part.slopes.begin(), part.slopes.end());
-    std::vector<amount_t>().swap(part.slopes);
+    detail::append_column(index.times, part.times);
+    detail::append_column(index.balances, part.balances);
+    detail::append_column(index.slopes, part.slopes);
   }
   index.account_offsets.push_back(index.times.size());
   return index;
