@@ -481,5 +481,44 @@ TEST(Dictionary, InternsFindsAndTakesBackAtScale) {
   EXPECT_EQ(copy[count - 1], names[count - 1]);
 }
 
+TEST(Dictionary, TellsApartNamesOfEverySizeThatDifferInOneByte) {
+  // Names of up to 16 bytes are compared as the words of their slot, longer ones by hash
+  // and bytes: names of every size from 0 to 40 that differ in a single byte (first,
+  // middle or last), or only by trailing NUL bytes (which the zero padding of a short
+  // name's words must not hide), each get their own index, found again after growth.
+  dictionary names;
+  std::vector<std::string> all;
+  for (std::size_t size = 0; size <= 40; ++size) {
+    const std::string base(size, 'a');
+    all.push_back(base);
+    for (const std::size_t at : {std::size_t{0}, size / 2, size == 0 ? 0 : size - 1}) {
+      if (size == 0) break;
+      for (const char c : {'b', '\0', '\xff'}) {
+        std::string other = base;
+        other[at] = c;
+        all.push_back(other);
+      }
+    }
+    all.push_back(base + std::string(1, '\0'));
+    all.push_back(base + std::string(2, '\0'));
+  }
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    ASSERT_EQ(names.intern(all[i]), i) << "size " << all[i].size();
+  }
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(names.find(all[i]), i) << "size " << all[i].size();
+    EXPECT_EQ(names[static_cast<std::uint32_t>(i)], all[i]);
+  }
+  // Long names that share their first 16 bytes and their size.
+  for (int i = 0; i < 1000; ++i) names.intern("customer-account-" + std::to_string(100000 + i));
+  EXPECT_EQ(names.size(), all.size() + 1000);
+  EXPECT_EQ(names.find("customer-account-100500"), all.size() + 500);
+  EXPECT_EQ(names.find("customer-account-101000"), std::nullopt);
+  EXPECT_EQ(names.find(std::string_view("aaaa\0", 5)), names.find(std::string("aaaa") + '\0'));
+  EXPECT_NE(names.find(std::string_view("aaaa\0", 5)), names.find("aaaa"));
+}
+
 }  // namespace
 }  // namespace gpucredit

@@ -2,6 +2,8 @@
 #include "gpucredit/events.hpp"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -35,8 +37,7 @@ input_error::input_error(std::string source, std::uint64_t line, std::string rea
 
 dictionary::dictionary(const dictionary& other) {
   // Views point into the other's arena: intern each name again into this one's.
-  for (const std::string_view name : other.names_) intern(name);
-  last_ = other.last_;
+  for (const entry& e : other.names_) intern(e.name);
 }
 
 dictionary& dictionary::operator=(const dictionary& other) {
@@ -57,49 +58,70 @@ std::uint32_t load4(const char* p) noexcept {
   return word;
 }
 
-// Byte-equal names, without a library call for the short names logs are made of.
-bool same_name(std::string_view a, std::string_view b) noexcept {
-  const std::size_t n = a.size();
-  if (n != b.size()) return false;
-  if (n >= 8 && n <= 16) {  // two overlapping words
-    return load8(a.data()) == load8(b.data()) && load8(a.data() + n - 8) == load8(b.data() + n - 8);
-  }
-  if (n >= 4 && n < 8) return load4(a.data()) == load4(b.data()) && load4(a.data() + n - 4) == load4(b.data() + n - 4);
-  return n == 0 || std::memcmp(a.data(), b.data(), n) == 0;
-}
-
-}  // namespace
-
-std::uint32_t dictionary::hash_of(std::string_view name) noexcept {
-  // 64-bit FNV-1a over 8 bytes at a time (the last word overlapping the one before: no
-  // byte-by-byte tail), then a final mix (splitmix64): names are short, and a probe
-  // compares these hashes before it reads any name.
-  const std::size_t n = name.size();
-  const char* p = name.data();
-  std::uint64_t h = 0xcbf29ce484222325ULL ^ n;
-  if (n >= 8) {
-    for (std::size_t i = 0; i + 8 < n; i += 8) h = (h ^ load8(p + i)) * 0x100000001b3ULL;
-    h = (h ^ load8(p + n - 8)) * 0x100000001b3ULL;
-  } else if (n >= 4) {
-    h = (h ^ (load4(p) | (std::uint64_t{load4(p + n - 4)} << 32))) * 0x100000001b3ULL;
-  } else if (n > 0) {
-    const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])}; };
-    h = (h ^ (byte(0) | (byte(n / 2) << 8) | (byte(n - 1) << 16))) * 0x100000001b3ULL;
-  }
+// The 64-bit finalizer of splitmix64: every input bit reaches every output bit.
+std::uint64_t mixed(std::uint64_t h) noexcept {
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ULL;
   h ^= h >> 27;
   h *= 0x94d049bb133111ebULL;
-  h ^= h >> 31;
-  const auto folded = static_cast<std::uint32_t>(h >> 32);  // the slot's position and its check
-  return folded == 0 ? 1 : folded;
+  return h ^ (h >> 31);
 }
 
-std::size_t dictionary::probe(std::string_view name, std::uint32_t h) const noexcept {
+// A short name's hash, from its two words and its size.
+std::uint64_t short_hash(std::uint64_t first, std::uint64_t second, std::uint32_t size) noexcept {
+  return mixed((first * 0x9E3779B97F4A7C15ULL) ^ std::rotl(second * 0xC2B2AE3D27D4EB4FULL, 31) ^ size);
+}
+
+// A long name's hash: 64-bit FNV-1a over 8 bytes at a time (the last word overlapping
+// the one before: no byte-by-byte tail), then mixed.
+std::uint64_t long_hash(const char* p, std::size_t n) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL ^ n;
+  for (std::size_t i = 0; i + 8 < n; i += 8) h = (h ^ load8(p + i)) * 0x100000001b3ULL;
+  h = (h ^ load8(p + n - 8)) * 0x100000001b3ULL;
+  return mixed(h);
+}
+
+}  // namespace
+
+dictionary::key dictionary::key_of(std::string_view name, std::uint32_t& hash) noexcept {
+  const std::size_t n = name.size();
+  const char* p = name.data();
+  key k{0, 0};
+  std::uint64_t h = 0;
+  if (n > inline_bytes) {
+    h = k.second = long_hash(p, n);
+  } else {
+    // The bytes as two words, zero-padded, without reading outside the name: overlapping
+    // loads, shifted to drop the bytes read twice.
+    if (n > 8) {
+      k.first = load8(p);
+      k.second = load8(p + n - 8) >> (8 * (16 - n));
+    } else if (n == 8) {
+      k.first = load8(p);
+    } else if (n >= 4) {
+      k.first = load4(p) | ((std::uint64_t{load4(p + n - 4)} >> (8 * (8 - n))) << 32);
+    } else if (n > 0) {
+      const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<unsigned char>(p[i])} << (8 * i); };
+      k.first = byte(0) | byte(n / 2) | byte(n - 1);
+    }
+    h = short_hash(k.first, k.second, static_cast<std::uint32_t>(n));
+  }
+  const auto folded = static_cast<std::uint32_t>(h >> 32);  // the slot's position and its check
+  hash = folded == 0 ? 1 : folded;
+  return k;
+}
+
+bool dictionary::matches(const entry& stored, const key& k, std::string_view name) noexcept {
+  if (stored.k.second != k.second || stored.name.size() != name.size()) return false;
+  return name.size() <= inline_bytes ? stored.k.first == k.first
+                                     : std::memcmp(stored.name.data(), name.data(), name.size()) == 0;
+}
+
+std::size_t dictionary::probe(std::string_view name, const key& k, std::uint32_t h) const noexcept {
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
     const slot& s = slots_[i];
-    if (s.hash == 0 || (s.hash == h && same_name(names_[s.index], name))) return i;
+    if (s.hash == 0 || (s.hash == h && matches(names_[s.index], k, name))) return i;
   }
 }
 
@@ -112,18 +134,19 @@ void dictionary::prefetch(std::span<const std::string_view> names) const noexcep
   std::uint32_t hash[batch_max];
   for (std::size_t first = 0; first < names.size(); first += batch_max) {
     const std::size_t n = std::min(batch_max, names.size() - first);
-    for (std::size_t k = 0; k < n; ++k) {
-      hash[k] = hash_of(names[first + k]);
-      __builtin_prefetch(&slots_[hash[k] & mask]);
+    for (std::size_t j = 0; j < n; ++j) {
+      key_of(names[first + j], hash[j]);
+      __builtin_prefetch(&slots_[hash[j] & mask]);
     }
-    // The home slot holds the name in the common case (the table is at most half full).
-    for (std::size_t k = 0; k < n; ++k) {
-      const slot& s = slots_[hash[k] & mask];
-      if (s.hash == hash[k]) __builtin_prefetch(&names_[s.index]);
+    // The home slot holds the name in the common case (the table is at most half full):
+    // its key, then a long name's bytes.
+    for (std::size_t j = 0; j < n; ++j) {
+      const slot& s = slots_[hash[j] & mask];
+      if (s.hash == hash[j]) __builtin_prefetch(&names_[s.index]);
     }
-    for (std::size_t k = 0; k < n; ++k) {
-      const slot& s = slots_[hash[k] & mask];
-      if (s.hash == hash[k]) __builtin_prefetch(names_[s.index].data());
+    for (std::size_t j = 0; j < n; ++j) {
+      const slot& s = slots_[hash[j] & mask];
+      if (s.hash == hash[j] && names[first + j].size() > inline_bytes) __builtin_prefetch(names_[s.index].name.data());
     }
   }
 }
@@ -144,8 +167,10 @@ std::string_view dictionary::store(std::string_view name) {
 
 void dictionary::grow() {
   std::vector<slot> old = std::move(slots_);
-  slots_.assign(old.empty() ? 16 : old.size() * 2, slot{0, 0});
-  const std::size_t mask = slots_.size() - 1;
+  const std::size_t count = old.empty() ? 16 : old.size() * 2;
+  detail::reserve_on_huge_pages(slots_, count);
+  slots_.assign(count, slot{0, 0});
+  const std::size_t mask = count - 1;
   for (const slot& s : old) {  // stored hashes: no name is read
     if (s.hash == 0) continue;
     std::size_t i = static_cast<std::size_t>(s.hash) & mask;
@@ -155,12 +180,13 @@ void dictionary::grow() {
 }
 
 std::uint32_t dictionary::intern(std::string_view name, bool& added) {
-  // Logs often repeat a name on consecutive lines: one comparison before the hash.
   added = false;
-  if (last_ < names_.size() && same_name(names_[last_], name)) return last_;
   if (2 * (names_.size() + 1) > slots_.size()) grow();
-  const std::uint32_t h = hash_of(name);
-  const std::size_t i = probe(name, h);
+  std::uint32_t h = 0;
+  const key k = key_of(name, h);
+  // Logs often repeat a name on consecutive lines: its entry is checked before its slot.
+  if (last_ < names_.size() && matches(names_[last_], k, name)) return last_;
+  const std::size_t i = probe(name, k, h);
   if (slots_[i].hash != 0) {
     last_ = slots_[i].index;
     return last_;
@@ -169,7 +195,8 @@ std::uint32_t dictionary::intern(std::string_view name, bool& added) {
     throw error("gpucredit: more than 2^32 - 1 distinct names");
   }
   const auto index = static_cast<std::uint32_t>(names_.size());
-  names_.push_back(store(name));
+  const std::string_view stored = store(name);
+  names_.push_back({stored, k});
   slots_[i] = {h, index};
   last_ = index;
   added = true;
@@ -179,8 +206,10 @@ std::uint32_t dictionary::intern(std::string_view name, bool& added) {
 void dictionary::pop_last() {
   // The last name's slot: no name inserted before it probes through it (it was empty
   // then), and none was inserted after it, so emptying it breaks no probe chain.
-  const std::string_view name = names_.back();
-  slots_[probe(name, hash_of(name))] = slot{0, 0};
+  const std::string_view name = names_.back().name;
+  std::uint32_t h = 0;
+  const key k = key_of(name, h);
+  slots_[probe(name, k, h)] = slot{0, 0};
   block_used_ -= name.size();  // the arena's last bytes (a block of its own is kept)
   names_.pop_back();
   last_ = 0;
@@ -188,7 +217,9 @@ void dictionary::pop_last() {
 
 std::optional<std::uint32_t> dictionary::find(std::string_view name) const {
   if (slots_.empty()) return std::nullopt;
-  const slot& s = slots_[probe(name, hash_of(name))];
+  std::uint32_t h = 0;
+  const key k = key_of(name, h);
+  const slot& s = slots_[probe(name, k, h)];
   if (s.hash == 0) return std::nullopt;
   return s.index;
 }

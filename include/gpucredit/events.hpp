@@ -18,9 +18,12 @@ namespace gpucredit {
 /// order of first appearance. Names are kept byte for byte; views it returns stay valid
 /// for the dictionary's life.
 ///
-/// Built for 10^7 names: an open-addressing table of (hash, index) slots, so a probe
-/// compares stored hashes and reaches a name only on a hash match, and the names back to
-/// back in blocks of an arena that never move (no allocation per name).
+/// Built for 10^7 names: an open-addressing table (linear probing, at most half full) of
+/// 8-byte slots, a hash and an index, so that adding a new name reads slots and nothing
+/// else. Each name's entry (its view and its key) holds a name of at most 16 bytes as
+/// two words, so that finding it reads its slot and its entry and no byte of the name;
+/// a longer name's key is its 64-bit hash, and its bytes are compared on a match. The
+/// names lie back to back in blocks of an arena that never move (no allocation per name).
 class dictionary {
  public:
   dictionary() = default;
@@ -36,11 +39,11 @@ class dictionary {
   }
   /// The same, saying whether the name was new.
   std::uint32_t intern(std::string_view name, bool& added);
-  /// Starts bringing into the cache what interning each of `names` will read: its slot,
-  /// then the view and the bytes of the name that slot holds, a pass over the batch for
-  /// each level so that the batch's cache misses overlap instead of queueing. Changes
-  /// nothing; the caller then interns the names in order, as usual. Pays off once the
-  /// table is larger than the cache (10^4 names and more); batches of about 32-64.
+  /// Starts bringing into the cache the slots that interning each of `names` will read
+  /// (and a long name's bytes), a pass over the batch for each, so that the batch's cache
+  /// misses overlap instead of queueing. Changes nothing; the caller then interns the
+  /// names in order, as usual. Pays off once the table is larger than the cache (10^4
+  /// names and more); batches of about 32-64.
   void prefetch(std::span<const std::string_view> names) const noexcept;
   /// Takes back the name interned last, which must have been new (a name found bad after
   /// it was interned).
@@ -48,26 +51,40 @@ class dictionary {
   /// The index of `name`, or nullopt when it was never interned.
   std::optional<std::uint32_t> find(std::string_view name) const;
   /// The name at `index` (must be < size()).
-  std::string_view operator[](std::uint32_t index) const { return names_[index]; }
+  std::string_view operator[](std::uint32_t index) const { return names_[index].name; }
   std::size_t size() const noexcept { return names_.size(); }
 
  private:
+  // A name as the table compares it. At most 16 bytes: the bytes themselves, as two
+  // little-endian words padded with zeros; longer: `second` is a 64-bit hash of every
+  // byte (`first` unused).
+  struct key {
+    std::uint64_t first;
+    std::uint64_t second;
+  };
+  // A name interned: where its bytes are, and its key.
+  struct entry {
+    std::string_view name;
+    key k;
+  };
   struct slot {
     std::uint32_t hash;   // of the name (never 0); 0 marks an empty slot
     std::uint32_t index;  // into names_
   };
-  static std::uint32_t hash_of(std::string_view name) noexcept;
-  // The slot holding `name` (hash `h`), or the empty slot where it would go.
-  std::size_t probe(std::string_view name, std::uint32_t h) const noexcept;
+  static constexpr std::size_t inline_bytes = 16;  // names this short are their own key
+  static key key_of(std::string_view name, std::uint32_t& hash) noexcept;
+  static bool matches(const entry& stored, const key& k, std::string_view name) noexcept;
+  // The slot holding `name` (key `k`, hash `h`), or the empty slot where it would go.
+  std::size_t probe(std::string_view name, const key& k, std::uint32_t h) const noexcept;
   std::string_view store(std::string_view name);  // copies into the arena
   void grow();
 
-  std::vector<std::string_view> names_;               // views into the arena's blocks
-  std::vector<std::unique_ptr<char[]>> blocks_;       // never moved: views stay valid
+  std::vector<entry> names_;                     // 32 bytes each: views into the arena's blocks, and keys
+  std::vector<std::unique_ptr<char[]>> blocks_;  // never moved: views stay valid
   std::size_t block_used_ = 0;
   std::size_t block_size_ = 0;
   std::vector<slot> slots_;  // 8 bytes each, a power of two, at most half full
-  std::uint32_t last_ = 0;  // the name interned last (checked first)
+  std::uint32_t last_ = 0;   // the name found or added last (checked first)
 };
 
 /// All events of a ledger as structure-of-arrays, in arrival order (row = arrival).
