@@ -5,6 +5,8 @@ each, medians compared. For "no regression" claims across a change:
     git worktree add /tmp/before REV && cmake -S /tmp/before -B /tmp/before/b \\
         -DGPUCREDIT_CUDA=OFF -DGPUCREDIT_BUILD_BENCH=ON && cmake --build /tmp/before/b --target engine_bench
     python3 bench/ab_engine_bench.py /tmp/before/b/bench/engine_bench build-bench/bench/engine_bench
+
+A third argument replaces the default set of benchmarks (a --benchmark_filter regex).
 """
 import json
 import os
@@ -19,12 +21,13 @@ FILTER = ("BM_Replay/(1000|10000)/|BM_Queries/1000/|BM_ParseEvents/lines:1000000
 
 def main():
     before, after = sys.argv[1], sys.argv[2]
+    bench_filter = sys.argv[3] if len(sys.argv) > 3 else FILTER
     rounds, reps = 3, 3
     times = {"before": {}, "after": {}}
     print(f"load average at the start: {os.getloadavg()[0]:.2f}")
     for _ in range(rounds):
         for name, exe in (("before", before), ("after", after)):
-            out = subprocess.run([exe, f"--benchmark_filter={FILTER}", "--benchmark_format=json",
+            out = subprocess.run([exe, f"--benchmark_filter={bench_filter}", "--benchmark_format=json",
                                   f"--benchmark_repetitions={reps}"], capture_output=True, text=True, check=True).stdout
             for b in json.loads(out)["benchmarks"]:
                 if b.get("run_type") == "iteration":
