@@ -272,26 +272,29 @@ class record_reader {
       skip_bom();
       char* const first = data() + begin_;
       char* const stop = data() + size_;
-      auto* newline = static_cast<char*>(std::memchr(first, '\n', static_cast<std::size_t>(stop - first)));
-      if (newline == nullptr && !eof_) {
+      // The common line: no quotes, so it is the whole record. One pass finds its end
+      // and splits it.
+      char* last = nullptr;
+      char* line_end = nullptr;
+      const plain_split split_as = split_line(first, stop, last, line_end, fields);
+      if (split_as == plain_split::more) {
         fill();  // the line goes on past the buffer
         continue;
       }
-      if (external_ != nullptr && (newline != nullptr ? newline : stop) - first >= static_cast<std::ptrdiff_t>(record_bytes_max)) {
-        record_line_ = next_line_;
-        fail("record longer than " + std::to_string(record_bytes_max >> 20) + " MiB");
+      if (external_ != nullptr && stop - first >= static_cast<std::ptrdiff_t>(record_bytes_max)) {
+        if (line_end == nullptr) line_end = static_cast<char*>(std::memchr(first, '\n', static_cast<std::size_t>(stop - first)));
+        if ((line_end != nullptr ? line_end : stop) - first >= static_cast<std::ptrdiff_t>(record_bytes_max)) {
+          record_line_ = next_line_;
+          fail("record longer than " + std::to_string(record_bytes_max >> 20) + " MiB");
+        }
       }
-      // The common line: no quotes, so it is the whole record. One pass splits it.
-      char* last = newline != nullptr ? newline : stop;
-      if (newline != nullptr && last != first && last[-1] == '\r') --last;  // CRLF
-      const plain_split split_as = split_plain(first, last, fields);
       if (split_as == plain_split::bare_cr) {
         record_line_ = next_line_;
         fail("carriage return (CR) outside quotes in field " + std::to_string(fields.size()));
       }
       if (split_as == plain_split::ok) {
         record_line_ = next_line_++;
-        begin_ = static_cast<std::size_t>((newline != nullptr ? newline + 1 : stop) - data());
+        begin_ = static_cast<std::size_t>((line_end != stop ? line_end + 1 : stop) - data());
         if (last == first) continue;  // empty line
         return true;
       }
@@ -313,6 +316,79 @@ class record_reader {
       split(first, record_last, fields);
       return true;
     }
+  }
+
+ // The common query record, `name,digits` (SPEC section 7's queries file), read without
+  // splitting it into fields: true with the name and the integer, the record consumed;
+  // false, consuming nothing, for any other record (quotes, CR before the end, a byte
+  // that is NUL or not ASCII in the name, another field count, no digits or more than
+  // 18, a record not wholly in the buffer, an empty line), which next() then reads and
+  // judges as usual. One pass over the name, 8 bytes a step, then the digits.
+  bool next_name_and_int(std::string_view& name, std::int64_t& value) {
+    if (!bom_checked_) return false;
+    constexpr std::uint64_t ones = 0x0101010101010101ULL;
+    constexpr std::uint64_t highs = 0x8080808080808080ULL;
+    auto matches = [](std::uint64_t x, unsigned char byte) {
+      const std::uint64_t y = x ^ (ones * byte);
+      return (y - ones) & ~y & highs;
+    };
+    char* const first = data() + begin_;
+    char* const stop = data() + size_;
+    char* p = first;
+    char* comma = nullptr;
+    for (; stop - p >= 8; p += 8) {
+      std::uint64_t x = 0;
+      std::memcpy(&x, p, 8);
+      const std::uint64_t commas = matches(x, ',');
+      // Each mask is exact at its lowest byte (a false mark only follows a true one), so
+      // no mark below the first comma means no such byte before it.
+      const std::uint64_t odd = matches(x, '"') | matches(x, '\r') | matches(x, '\n') | matches(x, 0) | (x & highs);
+      if (commas != 0) {
+        if ((odd & ((commas & (0 - commas)) - 1)) != 0) return false;
+        comma = p + (std::countr_zero(commas) >> 3);
+        break;
+      }
+      if (odd != 0) return false;
+    }
+    if (comma == nullptr) {
+      for (; p < stop; ++p) {
+        const auto c = static_cast<unsigned char>(*p);
+        if (c == ',') break;
+        if (c == '"' || c == '\r' || c == '\n' || c == 0 || c >= 0x80) return false;
+      }
+      if (p == stop) return false;
+      comma = p;
+    }
+    if (comma == first) return false;
+    char* q = comma + 1;
+    const bool negative = q < stop && *q == '-';
+    q += negative ? 1 : 0;
+    char* const digits = q;
+    std::uint64_t v = 0;
+    for (; q < stop; ++q) {
+      const auto d = static_cast<unsigned>(static_cast<unsigned char>(*q) - '0');
+      if (d > 9) break;
+      v = v * 10 + d;
+    }
+    if (q == digits || q - digits > 18) return false;
+    char* next = nullptr;
+    if (q == stop) {
+      if (!eof_) return false;  // the record may go on in input not read yet
+      next = stop;
+    } else if (*q == '\n') {
+      next = q + 1;
+    } else if (*q == '\r' && stop - q >= 2 && q[1] == '\n') {
+      next = q + 2;
+    } else {
+      return false;
+    }
+    if (external_ != nullptr && q - first >= static_cast<std::ptrdiff_t>(record_bytes_max)) return false;
+    record_line_ = next_line_++;
+    begin_ = static_cast<std::size_t>(next - data());
+    plain_text_ = true;
+    name = {first, static_cast<std::size_t>(comma - first)};
+    value = negative ? -static_cast<std::int64_t>(v) : static_cast<std::int64_t>(v);
+    return true;
   }
 
  private:
@@ -376,16 +452,23 @@ class record_reader {
     return true;
   }
 
-  enum class plain_split : std::uint8_t { ok, has_quote, bare_cr };
+  enum class plain_split : std::uint8_t { ok, has_quote, bare_cr, more };
 
-  // The common record: no quotes. One pass splits it at commas and notes whether any
-  // byte is NUL or non-ASCII (only then are names checked byte by byte). `has_quote`
-  // when a quote appears: split() handles the record then. `bare_cr` when a CR is
-  // inside the record (SPEC section 7 refuses it); `fields` then ends at its field.
-  plain_split split_plain(char* first, char* last, std::vector<std::string_view>& fields) {
-    // Eight bytes at a time: bit masks mark candidate commas and quotes, and the OR of
-    // all bytes shows any non-ASCII byte. (A mask can also mark the byte after a true
-    // match; candidates are checked, and any quote at all sends the record to split().)
+  // The common record: no quotes. One pass from `first` finds where the line ends (its
+  // '\n', or `stop` at the end of the input), splits it at commas and notes whether any
+  // byte is NUL or non-ASCII (only then are names checked byte by byte). On `ok`, `last`
+  // is the record's end (a CR before the '\n' excluded) and `next` where the record
+  // after it begins. `has_quote` when a quote appears before the line's end: split()
+  // handles the record then. `bare_cr` when a CR is inside the record (SPEC section 7
+  // refuses it); `fields` then ends at its field. `more` when the buffer ends before
+  // the line does and more input may follow. `line_end`: where the line ends (its '\n',
+  // or `stop`), found on `ok` and `bare_cr`, else null.
+  plain_split split_line(char* first, char* stop, char*& last, char*& line_end,
+                         std::vector<std::string_view>& fields) {
+    // Eight bytes at a time: bit masks mark candidate newlines, commas, quotes and CRs,
+    // and the OR of all bytes shows any non-ASCII byte. A mask is exact at its lowest
+    // mark (it can also mark a byte after a true match), so the first newline is exact,
+    // any mark below it means a true match below it, and other candidates are checked.
     constexpr std::uint64_t ones = 0x0101010101010101ULL;
     constexpr std::uint64_t highs = 0x8080808080808080ULL;
     auto matches = [](std::uint64_t x, unsigned char byte) {
@@ -393,33 +476,52 @@ class record_reader {
       return (y - ones) & ~y & highs;
     };
     fields.clear();
-    std::uint64_t seen = 0;  // OR of every byte; bit 7 of a lane: non-ASCII
+    std::uint64_t seen = 0;  // OR of the record's bytes; bit 7 of a lane: non-ASCII
     bool nul = false;
     char* field_start = first;
+    auto finish = [&](char* end, char* newline) {
+      fields.emplace_back(field_start, static_cast<std::size_t>(end - field_start));
+      plain_text_ = !nul && (seen & highs) == 0;
+      last = end;
+      line_end = newline;
+      return plain_split::ok;
+    };
+    // A true CR at `cr`: the end of a CRLF line, or a CR inside the record.
+    auto at_cr = [&](char* cr) {
+      if (stop - cr >= 2 && cr[1] == '\n') return finish(cr, cr + 1);
+      auto* newline = static_cast<char*>(std::memchr(cr, '\n', static_cast<std::size_t>(stop - cr)));
+      if (newline == nullptr && !eof_) return plain_split::more;  // the rest of the line decides
+      line_end = newline != nullptr ? newline : stop;
+      return bare_cr_at(first, cr, line_end, fields);
+    };
     char* p = first;
-    for (; last - p >= 8; p += 8) {
+    for (; stop - p >= 8; p += 8) {
       std::uint64_t x = 0;
       std::memcpy(&x, p, 8);
-      seen |= x;
-      nul |= matches(x, 0) != 0;
-      if (matches(x, '"') != 0) return plain_split::has_quote;
-      if (matches(x, '\r') != 0) {
-        for (char* c = p; c < p + 8; ++c) {
-          if (*c == '"') return plain_split::has_quote;
-        }
-        for (char* c = p; c < p + 8; ++c) {  // a candidate: find the true CR, if any
-          if (*c == '\r') return bare_cr_at(first, c, last, fields);
-        }
-      }
-      for (std::uint64_t commas = matches(x, ','); commas != 0; commas &= commas - 1) {
-        char* c = p + (__builtin_ctzll(commas) >> 3);
+      const std::uint64_t newlines = matches(x, '\n');
+      const std::uint64_t before = newlines != 0 ? (newlines & (0 - newlines)) - 1 : ~std::uint64_t{0};
+      if ((matches(x, '"') & before) != 0) return plain_split::has_quote;
+      seen |= x & before & highs;
+      nul |= (matches(x, 0) & before) != 0;
+      std::uint64_t commas = matches(x, ',') & before;
+      const std::uint64_t crs = matches(x, '\r') & before;
+      char* const cr = crs != 0 ? p + (std::countr_zero(crs) >> 3) : nullptr;
+      for (; commas != 0; commas &= commas - 1) {
+        char* c = p + (std::countr_zero(commas) >> 3);
+        if (cr != nullptr && c > cr) break;
         if (*c != ',') continue;
         fields.emplace_back(field_start, static_cast<std::size_t>(c - field_start));
         field_start = c + 1;
       }
+      if (cr != nullptr) return at_cr(cr);
+      if (newlines != 0) {
+        char* const newline = p + (std::countr_zero(newlines) >> 3);
+        return finish(newline, newline);
+      }
     }
-    for (; p < last; ++p) {
+    for (; p < stop; ++p) {
       const char c = *p;
+      if (c == '\n') return finish(p, p);
       seen |= static_cast<unsigned char>(c);
       nul |= c == '\0';
       if (c == ',') {
@@ -428,12 +530,11 @@ class record_reader {
       } else if (c == '"') {
         return plain_split::has_quote;
       } else if (c == '\r') {
-        return bare_cr_at(first, p, last, fields);
+        return at_cr(p);
       }
     }
-    fields.emplace_back(field_start, static_cast<std::size_t>(last - field_start));
-    plain_text_ = !nul && (seen & highs) == 0;
-    return plain_split::ok;
+    if (!eof_) return plain_split::more;
+    return finish(stop, stop);
   }
 
   // A CR at `cr`: a quote later in the record sends it to split() (which refuses the
@@ -476,17 +577,19 @@ class record_reader {
         q = r + 1;
         continue;
       }
-      auto* comma = static_cast<char*>(std::memchr(q, ',', static_cast<std::size_t>(last - q)));
-      char* field_end = comma != nullptr ? comma : last;
-      if (std::memchr(q, '"', static_cast<std::size_t>(field_end - q)) != nullptr) {
-        fail("double quote inside an unquoted field " + std::to_string(fields.size() + 1));
+      // An unquoted field: one loop to its end (fields are short: no library call).
+      char* field_end = q;
+      bool quote = false;
+      bool cr = false;
+      for (; field_end < last && *field_end != ','; ++field_end) {
+        quote |= *field_end == '"';
+        cr |= *field_end == '\r';
       }
-      if (std::memchr(q, '\r', static_cast<std::size_t>(field_end - q)) != nullptr) {
-        fail("carriage return (CR) outside quotes in field " + std::to_string(fields.size() + 1));
-      }
+      if (quote) fail("double quote inside an unquoted field " + std::to_string(fields.size() + 1));
+      if (cr) fail("carriage return (CR) outside quotes in field " + std::to_string(fields.size() + 1));
       fields.emplace_back(q, static_cast<std::size_t>(field_end - q));
-      if (comma == nullptr) return;
-      q = comma + 1;
+      if (field_end == last) return;
+      q = field_end + 1;
     }
   }
 
@@ -724,11 +827,14 @@ void read_query_records(record_reader& in, query_batch& batch) {
     for (std::size_t k = 0; k < pending; ++k) batch.push(names[k], times[k]);
     pending = 0;
   };
-  while (in.next(fields)) {
-    expect_field_count(in, fields, 2);
-    check_name(in, fields[0], "account");
-    names[pending] = fields[0];
-    times[pending] = parse_int(in, fields[1], "timestamp");
+  for (;;) {
+    if (!in.next_name_and_int(names[pending], times[pending])) {
+      if (!in.next(fields)) break;
+      expect_field_count(in, fields, 2);
+      check_name(in, fields[0], "account");
+      names[pending] = fields[0];
+      times[pending] = parse_int(in, fields[1], "timestamp");
+    }
     if (++pending == group) flush();
   }
   flush();
