@@ -481,6 +481,28 @@ TEST(Dictionary, InternsFindsAndTakesBackAtScale) {
   EXPECT_EQ(copy[count - 1], names[count - 1]);
 }
 
+TEST(Dictionary, InternAllGivesTheIndicesOfInterningOneByOne) {
+  // Batches of names, new and known, short and long, through a table that grows past
+  // the size where intern_all prefetches: the same indices as intern() one by one.
+  dictionary batched;
+  dictionary single;
+  std::mt19937_64 rng(11);
+  std::vector<std::string> pool;
+  for (int i = 0; i < 60000; ++i) pool.push_back((i % 3 == 0 ? "customer-account-" : "o-") + std::to_string(i));
+  std::vector<std::string_view> batch;
+  std::vector<std::uint32_t> got(100);
+  for (int round = 0; round < 3000; ++round) {
+    batch.clear();
+    const std::size_t size = rng() % 100;
+    const std::size_t known = std::min<std::size_t>(pool.size(), std::size_t{1000} + static_cast<std::size_t>(round) * 20);
+    for (std::size_t k = 0; k < size; ++k) batch.push_back(pool[rng() % known]);
+    batched.intern_all(batch, got.data());
+    for (std::size_t k = 0; k < size; ++k) ASSERT_EQ(got[k], single.intern(batch[k])) << "round " << round;
+  }
+  EXPECT_GT(batched.size(), std::size_t{1} << 14);  // the table passed 2^15 slots
+  EXPECT_EQ(batched.size(), single.size());
+}
+
 TEST(Dictionary, TellsApartNamesOfEverySizeThatDifferInOneByte) {
   // Names of up to 16 bytes are compared as the words of their slot, longer ones by hash
   // and bytes: names of every size from 0 to 40 that differ in a single byte (first,

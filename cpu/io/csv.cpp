@@ -822,9 +822,11 @@ void read_query_records(record_reader& in, query_batch& batch) {
   std::string_view names[group_max];
   timestamp_t times[group_max];
   std::size_t pending = 0;
+  account_index indices[group_max];
   auto flush = [&] {
-    if (pending > 1) batch.accounts.prefetch(std::span<const std::string_view>(names, pending));
-    for (std::size_t k = 0; k < pending; ++k) batch.push(names[k], times[k]);
+    batch.accounts.intern_all(std::span<const std::string_view>(names, pending), indices);
+    batch.account.insert(batch.account.end(), indices, indices + pending);
+    batch.timestamp.insert(batch.timestamp.end(), times, times + pending);
     pending = 0;
   };
   for (;;) {

@@ -83,7 +83,7 @@ std::uint64_t long_hash(const char* p, std::size_t n) noexcept {
 
 }  // namespace
 
-dictionary::key dictionary::key_of(std::string_view name, std::uint32_t& hash) noexcept {
+inline dictionary::key dictionary::key_of(std::string_view name, std::uint32_t& hash) noexcept {
   const std::size_t n = name.size();
   const char* p = name.data();
   key k{0, 0};
@@ -111,13 +111,13 @@ dictionary::key dictionary::key_of(std::string_view name, std::uint32_t& hash) n
   return k;
 }
 
-bool dictionary::matches(const entry& stored, const key& k, std::string_view name) noexcept {
+inline bool dictionary::matches(const entry& stored, const key& k, std::string_view name) noexcept {
   if (stored.k.second != k.second || stored.name.size() != name.size()) return false;
   return name.size() <= inline_bytes ? stored.k.first == k.first
                                      : std::memcmp(stored.name.data(), name.data(), name.size()) == 0;
 }
 
-std::size_t dictionary::probe(std::string_view name, const key& k, std::uint32_t h) const noexcept {
+inline std::size_t dictionary::probe(std::string_view name, const key& k, std::uint32_t h) const noexcept {
   const std::size_t mask = slots_.size() - 1;
   for (std::size_t i = static_cast<std::size_t>(h) & mask;; i = (i + 1) & mask) {
     const slot& s = slots_[i];
@@ -180,12 +180,16 @@ void dictionary::grow() {
 }
 
 std::uint32_t dictionary::intern(std::string_view name, bool& added) {
-  added = false;
-  if (2 * (names_.size() + 1) > slots_.size()) grow();
   std::uint32_t h = 0;
   const key k = key_of(name, h);
+  return intern_keyed(name, k, h, added);
+}
+
+inline std::uint32_t dictionary::intern_keyed(std::string_view name, const key& k, std::uint32_t h, bool& added) {
+  added = false;
   // Logs often repeat a name on consecutive lines: its entry is checked before its slot.
   if (last_ < names_.size() && matches(names_[last_], k, name)) return last_;
+  if (2 * (names_.size() + 1) > slots_.size()) grow();
   const std::size_t i = probe(name, k, h);
   if (slots_[i].hash != 0) {
     last_ = slots_[i].index;
@@ -201,6 +205,30 @@ std::uint32_t dictionary::intern(std::string_view name, bool& added) {
   last_ = index;
   added = true;
   return index;
+}
+
+void dictionary::intern_all(std::span<const std::string_view> names, std::uint32_t* out) {
+  // As prefetch() and intern() one after another, each key made once.
+  constexpr std::size_t small_slots = std::size_t{1} << 15;
+  constexpr std::size_t batch_max = 64;
+  key keys[batch_max];
+  std::uint32_t hash[batch_max];
+  for (std::size_t first = 0; first < names.size(); first += batch_max) {
+    const std::size_t n = std::min(batch_max, names.size() - first);
+    for (std::size_t j = 0; j < n; ++j) keys[j] = key_of(names[first + j], hash[j]);
+    if (slots_.size() >= small_slots) {
+      const std::size_t mask = slots_.size() - 1;
+      for (std::size_t j = 0; j < n; ++j) __builtin_prefetch(&slots_[hash[j] & mask]);
+      for (std::size_t j = 0; j < n; ++j) {
+        const slot& s = slots_[hash[j] & mask];
+        if (s.hash == hash[j]) __builtin_prefetch(&names_[s.index]);
+      }
+    }
+    for (std::size_t j = 0; j < n; ++j) {
+      bool added = false;
+      out[first + j] = intern_keyed(names[first + j], keys[j], hash[j], added);
+    }
+  }
 }
 
 void dictionary::pop_last() {

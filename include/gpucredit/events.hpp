@@ -45,6 +45,9 @@ class dictionary {
   /// names in order, as usual. Pays off once the table is larger than the cache (10^4
   /// names and more); batches of about 32-64.
   void prefetch(std::span<const std::string_view> names) const noexcept;
+  /// Interns each of `names` in order, its index into out[i]: as prefetch() and then
+  /// intern() of each, the hash of each name made once.
+  void intern_all(std::span<const std::string_view> names, std::uint32_t* out);
   /// Takes back the name interned last, which must have been new (a name found bad after
   /// it was interned).
   void pop_last();
@@ -76,6 +79,7 @@ class dictionary {
   static bool matches(const entry& stored, const key& k, std::string_view name) noexcept;
   // The slot holding `name` (key `k`, hash `h`), or the empty slot where it would go.
   std::size_t probe(std::string_view name, const key& k, std::uint32_t h) const noexcept;
+  std::uint32_t intern_keyed(std::string_view name, const key& k, std::uint32_t h, bool& added);
   std::string_view store(std::string_view name);  // copies into the arena
   void grow();
 
