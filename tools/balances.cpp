@@ -92,12 +92,12 @@ int run_balances(const balances_args& args) {
   std::optional<output_file> unpaid_file;
   if (!args.unpaid.empty()) {
     unpaid_file.emplace(args.unpaid);
-    csv_writer unpaid(unpaid_file->fd(), unpaid_file->name());
+    csv_writer unpaid(unpaid_file->fd(), unpaid_file->name(), unpaid_file->durable());
     write_unpaid(unpaid, events, result);
     unpaid.finish();
   }
   output_file out_file(args.out);
-  csv_writer out(out_file.fd(), out_file.name());
+  csv_writer out(out_file.fd(), out_file.name(), out_file.durable());
   write_balances(out, queries, balances);
   out.finish();
   out_file.commit();

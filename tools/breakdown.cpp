@@ -27,7 +27,7 @@ int run_breakdown(const breakdown_args& args) {
   if (!account) throw input_error(args.events, 0, "no events for account '" + args.account + "'");
   const ledger_result result = replay(events, parse_policy(args.policy));
   output_file out_file(args.out);
-  csv_writer out(out_file.fd(), out_file.name());
+  csv_writer out(out_file.fd(), out_file.name(), out_file.durable());
   // With jobs in the ledger, to_jobs: the part of consumed that job ticks drew (one rule,
   // as for the intervals' slope).
   const bool jobs = events.has_jobs();

@@ -19,7 +19,7 @@ int run_intervals(const intervals_args& args) {
   const event_table events = read_events(args.events, parse_expiration_form(args.expiration));
   const ledger_result result = replay(events, parse_policy(args.policy));
   output_file out_file(args.out);
-  csv_writer out(out_file.fd(), out_file.name());
+  csv_writer out(out_file.fd(), out_file.name(), out_file.durable());
   write_intervals(out, events, result.intervals);
   out.finish();
   out_file.commit();

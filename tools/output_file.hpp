@@ -27,6 +27,9 @@ class output_file {
 
   int fd() const noexcept { return fd_; }
   const std::string& name() const noexcept { return path_; }
+  /// Whether commit() makes the bytes durable (fsync): a temporary file beside the
+  /// destination. Writers then start the disk's writeback as they go (csv_writer).
+  bool durable() const noexcept { return !temp_.empty(); }
 
   /// Makes the written bytes durable and visible under the destination's name. Throws
   /// io_error.

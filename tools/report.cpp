@@ -286,7 +286,7 @@ int run_report(const report_args& args) {
   output_file summary_file((dir / "summary.csv").string());
   output_file html_file((dir / "report.html").string());
   {
-    csv_writer out(balances_file.fd(), balances_file.name());
+    csv_writer out(balances_file.fd(), balances_file.name(), balances_file.durable());
     out.raw(balances_header);
     out.end_row();
     tell.say("answering " + std::to_string(names.size() * grid.size()) + " queries on " +
@@ -309,7 +309,7 @@ int run_report(const report_args& args) {
     tell.lap("queries answered and written", names.size() * grid.size());
   }
   {
-    csv_writer out(summary_file.fd(), summary_file.name());
+    csv_writer out(summary_file.fd(), summary_file.name(), summary_file.durable());
     out.raw("account,balance_from,granted,consumed,expired,shortfall,rejected,balance_to");
     out.end_row();
     for (std::size_t i = 0; i < names.size(); ++i) {
@@ -323,7 +323,7 @@ int run_report(const report_args& args) {
     out.finish();
   }
   {
-    csv_writer out(html_file.fd(), html_file.name());
+    csv_writer out(html_file.fd(), html_file.name(), html_file.durable());
     out.raw(tools::render_report_html(page));
     out.finish();
   }

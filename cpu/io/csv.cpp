@@ -1063,8 +1063,25 @@ void write_fully(int fd, std::string_view bytes, const std::string& name) {
 
 }  // namespace
 
-csv_writer::csv_writer(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
+csv_writer::csv_writer(int fd, std::string name, bool write_back_early)
+    : fd_(fd), name_(std::move(name)), write_back_(write_back_early) {
   buffer_.reserve(chunk_bytes + 4096);
+}
+
+void csv_writer::write_out(std::string_view bytes) {
+  write_fully(fd_, bytes, name_);
+  if (!write_back_) return;
+  constexpr std::size_t write_back_bytes = std::size_t{8} << 20;
+  not_written_back_ += bytes.size();
+  if (not_written_back_ < write_back_bytes) return;
+  not_written_back_ = 0;
+#if defined(__linux__)
+  // Offset 0, length 0: every dirty page of the file; those already on their way are not
+  // dirty any more. Refused (not a regular file, an old kernel): stop asking.
+  if (::sync_file_range(fd_, 0, 0, SYNC_FILE_RANGE_WRITE) != 0) write_back_ = false;
+#else
+  write_back_ = false;
+#endif
 }
 
 csv_writer::~csv_writer() = default;
@@ -1105,13 +1122,13 @@ void csv_writer::flush_if_full() {
 }
 
 void csv_writer::finish() {
-  write_fully(fd_, buffer_, name_);
+  write_out(buffer_);
   buffer_.clear();
 }
 
 void csv_writer::raw_block(std::string_view text) {
   finish();
-  write_fully(fd_, text, name_);
+  write_out(text);
 }
 
 void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances) {
