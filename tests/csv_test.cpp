@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 #include <cstdlib>
 #include <limits>
 #include <random>
@@ -431,6 +432,47 @@ TEST(CsvWrite, BalancesOntoAFullDiskAreAnIoError) {
         << rows << " rows";
     ::close(fd);
   }
+}
+
+TEST(CsvWrite, EarlyWritebackKeepsEveryByteOnFilesAndPipes) {
+  // A writer asked to start the disk's writeback as it goes writes the same bytes to a
+  // regular file (where the kernel takes the hint) and to a pipe (where it refuses it).
+  const std::filesystem::path dir = test::scratch_dir("csv-write-back");
+  const std::string row(1000, 'x');
+  constexpr int rows = 20000;  // 20 MB: writeback is started twice
+  const std::filesystem::path path = dir / "out.csv";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  {
+    csv_writer out(fd, path.string(), true);
+    for (int i = 0; i < rows; ++i) {
+      out.field(row);
+      out.field(std::int64_t{i});
+      out.end_row();
+    }
+    out.finish();
+  }
+  ::close(fd);
+  EXPECT_EQ(std::filesystem::file_size(path), static_cast<std::uintmax_t>(rows) * 1001 + 108890);
+  int ends[2];
+  ASSERT_EQ(::pipe(ends), 0);
+  std::size_t got = 0;
+  std::thread reader([&] {
+    char chunk[1 << 16];
+    for (ssize_t n; (n = ::read(ends[0], chunk, sizeof chunk)) > 0;) got += static_cast<std::size_t>(n);
+  });
+  {
+    csv_writer out(ends[1], "pipe", true);
+    for (int i = 0; i < rows; ++i) {
+      out.field(row);
+      out.end_row();
+    }
+    out.finish();
+  }
+  ::close(ends[1]);
+  reader.join();
+  ::close(ends[0]);
+  EXPECT_EQ(got, static_cast<std::size_t>(rows) * 1001);
 }
 
 TEST(CsvWrite, FullDiskIsAnIoError) {
