@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 #include <random>
 #include <string>
 
+#include "cpu/io/mapped_file.hpp"
 #include "gpucredit/csv.hpp"
 #include "gpucredit/error.hpp"
 #include "test_support.hpp"
@@ -583,6 +586,75 @@ TEST(Dictionary, TellsApartNamesOfEverySizeThatDifferInOneByte) {
   EXPECT_EQ(names.find(std::string_view("aaaa\0", 5)), names.find(std::string("aaaa") + '\0'));
   EXPECT_NE(names.find(std::string_view("aaaa\0", 5)), names.find("aaaa"));
 }
+
+}  // namespace
+}  // namespace gpucredit
+
+namespace gpucredit {
+namespace {
+
+#if defined(__linux__)
+// A file of three pages of 'x', open for reading.
+int three_pages(const std::filesystem::path& path, std::size_t page) {
+  const std::string bytes(3 * page, 'x');
+  const int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  EXPECT_EQ(::write(out, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  ::close(out);
+  return ::open(path.c_str(), O_RDONLY);
+}
+
+TEST(MappedFile, AFileThatShrinksUnderItsMappingReadsZerosAndSaysSo) {
+  // Another program truncates the file while it is mapped: the pages past its new end
+  // read as zeros instead of killing the process with SIGBUS, and the mapping says so.
+  const std::filesystem::path dir = test::scratch_dir("mapped-file");
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const int fd = three_pages(dir / "in.csv", page);
+  ASSERT_GE(fd, 0);
+  std::optional<detail::mapped_file> m = detail::mapped_file::map(fd, 3 * page);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->data()[2 * page], 'x');
+  EXPECT_FALSE(m->shrank());
+  std::filesystem::resize_file(dir / "in.csv", page);
+  const char* volatile bytes = m->data();
+  EXPECT_EQ(bytes[2 * page + 5], '\0');
+  EXPECT_TRUE(m->shrank());
+  EXPECT_EQ(bytes[0], 'x');  // the part still in the file is the file's
+  detail::mapped_file moved = std::move(*m);
+  EXPECT_TRUE(moved.shrank());
+  ::close(fd);
+}
+
+// Killed by SIGBUS; under AddressSanitizer, whose own handler (the one before ours)
+// reports the fault and exits, any death.
+bool killed_by_bus_error(int status) {
+#if defined(__SANITIZE_ADDRESS__)
+  return status != 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return status != 0;
+#endif
+#endif
+  return testing::KilledBySignal(SIGBUS)(status);
+}
+
+TEST(MappedFileDeathTest, ABusErrorOutsideTheMappingsStillEndsTheProcess) {
+  // The handler takes only faults inside its own mappings: a file mapped by anyone else
+  // that shrinks still ends the process with SIGBUS, as it would without the handler.
+  const std::filesystem::path dir = test::scratch_dir("mapped-file-death");
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  EXPECT_EXIT(
+      {
+        const int fd = three_pages(dir / "in.csv", page);
+        const std::optional<detail::mapped_file> ours = detail::mapped_file::map(fd, 3 * page);  // installs the handler
+        if (!ours) std::_Exit(0);
+        void* theirs = ::mmap(nullptr, 3 * page, PROT_READ, MAP_PRIVATE, fd, 0);
+        std::filesystem::resize_file(dir / "in.csv", page);
+        const volatile char c = static_cast<const char*>(theirs)[2 * page];
+        std::_Exit(c == 0 ? 0 : 0);  // surviving the fault fails the test
+      },
+      killed_by_bus_error, "");
+}
+#endif
 
 }  // namespace
 }  // namespace gpucredit

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "cpu/env.hpp"
+#include "cpu/io/mapped_file.hpp"
 #include "cpu/io/validate.hpp"
 #include "cpu/parallel.hpp"
 #include "gpucredit/error.hpp"
@@ -131,13 +132,16 @@ class background_writer {
   std::exception_ptr failure_;
 };
 
-// A whole file in memory, not zero-filled first.
+// A whole file in memory, not zero-filled first, or mapped (detail::mapped_file).
 struct file_bytes {
   std::unique_ptr<char[]> bytes;
+  std::optional<detail::mapped_file> mapped;
   std::size_t size = 0;
   std::size_t capacity = 0;
-  char* data() noexcept { return bytes.get(); }
-  // `count` bytes, keeping the first min(size, count); grows geometrically.
+  char* data() noexcept { return mapped ? mapped->data() : bytes.get(); }
+  // Whether the file shrank while mapped (what was read past its new end was zeros).
+  bool shrank() const noexcept { return mapped && mapped->shrank(); }
+  // `count` bytes, keeping the first min(size, count); grows geometrically (not mapped).
   void resize(std::size_t count) {
     if (count > capacity) {
       const std::size_t grown = std::max(count, 2 * capacity);
@@ -194,6 +198,13 @@ class record_reader {
   // read yet); false, reading nothing, for a smaller file, a pipe or text in memory.
   bool read_whole(std::size_t min_bytes, file_bytes& bytes) {
     if (fd_ < 0 || size_hint_ < min_bytes || size_ != 0) return false;
+    // Mapped where the system allows: no copy, no zero-filled pages (the parts fault in
+    // the kernel's cached pages of the file on every core).
+    if (std::optional<detail::mapped_file> m = detail::mapped_file::map(fd_, size_hint_)) {
+      bytes.mapped = std::move(m);
+      bytes.size = size_hint_;
+      return true;
+    }
     // The file's bytes as stat saw them, read by every core at once (pread: the
     // kernel's copies run in parallel), then whatever follows if the file grew.
     bytes.resize(size_hint_);
@@ -556,22 +567,31 @@ class record_reader {
     char* q = first;
     for (;;) {
       if (q < last && *q == '"') {
-        char* w = q;  // unescape in place: the writer never passes the reader
-        char* r = q + 1;
+        // The field is its bytes in place until a doubled quote; from the first one on,
+        // it is unescaped in place (the writer never passes the reader). A field without
+        // one is not written to: a mapped file's page stays the file's.
+        char* const start = q + 1;
+        char* r = start;
+        char* w = nullptr;
         for (;;) {
           if (r == last) fail("unterminated quoted field");
           if (*r == '"') {
             if (r + 1 < last && r[1] == '"') {
-              *w++ = '"';
+              if (w == nullptr) {
+                w = r + 1;  // the bytes before, and this quote, are in place
+              } else {
+                *w++ = '"';
+              }
               r += 2;
               continue;
             }
-            ++r;
             break;
           }
-          *w++ = *r++;
+          if (w != nullptr) *w++ = *r;
+          ++r;
         }
-        fields.emplace_back(q, static_cast<std::size_t>(w - q));
+        fields.emplace_back(start, static_cast<std::size_t>((w != nullptr ? w : r) - start));
+        ++r;  // past the closing quote
         if (r == last) return;
         if (*r != ',') fail("unexpected character after a closing quote in field " + std::to_string(fields.size()));
         q = r + 1;
@@ -944,6 +964,10 @@ std::vector<part_bytes> cut_records(char* first, char* last, std::uint64_t first
   return out;
 }
 
+input_error shrank_error(const std::string& source) {
+  return input_error(source, 0, "the file shrank while it was being read (changed by another program?); read it again");
+}
+
 // Parses the records after `head`'s header in `bytes` on every core: read_part(reader,
 // table) per part, then Table::join.
 template <class Table, class ReadPart>
@@ -958,8 +982,22 @@ Table parse_parts(record_reader& head, file_bytes& bytes, ReadPart read_part) {
     record_reader in(cuts[k].first, cuts[k].last, head.source(), cuts[k].first_line, false);
     read_part(in, tables[k]);
   });
+  if (bytes.shrank()) throw shrank_error(head.source());
   bytes = file_bytes{};  // the names are copied into the tables' dictionaries
   return Table::join(std::move(tables));
+}
+
+// Reads a file read whole: `read(bytes)` parses it. A mapped file that shrank while it
+// was read is reported as such, not as whatever the zeros read past its new end made of
+// it (a bad record, a missing header).
+template <class Read>
+auto read_whole_file(file_bytes& bytes, const std::string& source, Read read) {
+  try {
+    return read();
+  } catch (const input_error&) {
+    if (bytes.shrank()) throw shrank_error(source);
+    throw;
+  }
 }
 
 event_table read_events_from(record_reader& in, expiration_form form) {
@@ -998,12 +1036,14 @@ event_table read_events(const std::filesystem::path& path, expiration_form form)
   record_reader in(path, source_name(path));
   file_bytes bytes;
   if (!in.read_whole(parallel_min_bytes(), bytes)) return read_events_from(in, form);
-  record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);
-  std::vector<std::string_view> fields;
-  expect_header(head, fields, events_header);
-  return parse_parts<event_table>(head, bytes, [&](record_reader& part, event_table& table) {
-    table.source = part.source();
-    read_event_records(part, table, form);
+  return read_whole_file(bytes, in.source(), [&] {
+    record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);
+    std::vector<std::string_view> fields;
+    expect_header(head, fields, events_header);
+    return parse_parts<event_table>(head, bytes, [&](record_reader& part, event_table& table) {
+      table.source = part.source();
+      read_event_records(part, table, form);
+    });
   });
 }
 
@@ -1016,11 +1056,13 @@ query_batch read_queries(const std::filesystem::path& path) {
   record_reader in(path, source_name(path));
   file_bytes bytes;
   if (!in.read_whole(parallel_min_bytes(), bytes)) return read_queries_from(in);
-  record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);
-  std::vector<std::string_view> fields;
-  expect_header(head, fields, queries_header);
-  return parse_parts<query_batch>(head, bytes, [](record_reader& part, query_batch& batch) {
-    read_query_records(part, batch);
+  return read_whole_file(bytes, in.source(), [&] {
+    record_reader head(bytes.data(), bytes.data() + bytes.size, in.source(), 1, true);
+    std::vector<std::string_view> fields;
+    expect_header(head, fields, queries_header);
+    return parse_parts<query_batch>(head, bytes, [](record_reader& part, query_batch& batch) {
+      read_query_records(part, batch);
+    });
   });
 }
 
