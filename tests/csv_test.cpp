@@ -384,11 +384,20 @@ TEST(CsvWrite, BalancesFormattedOnEveryCoreMatchRowByRow) {
     balances.push_back(i % 3 == 0 ? 0 : static_cast<amount_t>(i * 104729));
   }
   const test::fs::path dir = test::scratch_dir("parallel-write");
-  auto written = [&](bool by_rows) {
-    const test::fs::path path = dir / (by_rows ? "rows.csv" : "blocks.csv");
+  // How: 0 row by row through csv_writer, 1 write_balances, 2 balances_writer in
+  // batches of uneven sizes (the CLI's way).
+  auto written = [&](int how) {
+    const test::fs::path path = dir / ("way-" + std::to_string(how) + ".csv");
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     csv_writer out(fd, path.string());
-    if (by_rows) {
+    if (how == 2) {
+      balances_writer batches(out, q);
+      for (std::size_t first = 0, size = 1; first < q.size(); first += size, size = size * 7 + 3) {
+        size = std::min(size, q.size() - first);
+        batches.write(std::span<const amount_t>(balances).subspan(first, size));
+      }
+      batches.finish();
+    } else if (how == 0) {
       out.raw(balances_header);
       out.end_row();
       for (std::size_t i = 0; i < q.size(); ++i) {
@@ -404,15 +413,17 @@ TEST(CsvWrite, BalancesFormattedOnEveryCoreMatchRowByRow) {
     ::close(fd);
     return test::read_file(path);
   };
-  const std::string blocks = written(false);
-  const std::string rows = written(true);
-  // (Not EXPECT_EQ on the texts: a failure would print two 60 MB strings.)
-  const auto [at, _] = std::mismatch(blocks.begin(), blocks.end(), rows.begin(), rows.end());
-  const auto first = static_cast<std::size_t>(at - blocks.begin());
-  EXPECT_TRUE(blocks == rows) << "first difference at byte " << first << ": \""
-                              << blocks.substr(first - std::min<std::size_t>(first, 40), 80) << "\" against \""
-                              << rows.substr(first - std::min<std::size_t>(first, 40), 80) << "\"";
-  EXPECT_EQ(std::count(blocks.begin(), blocks.end(), '\n'), static_cast<std::ptrdiff_t>(q.size() + 1));
+  const std::string rows = written(0);
+  for (const int how : {1, 2}) {
+    const std::string blocks = written(how);
+    // (Not EXPECT_EQ on the texts: a failure would print two 60 MB strings.)
+    const auto [at, _] = std::mismatch(blocks.begin(), blocks.end(), rows.begin(), rows.end());
+    const auto first = static_cast<std::size_t>(at - blocks.begin());
+    EXPECT_TRUE(blocks == rows) << "way " << how << ": first difference at byte " << first << ": \""
+                                << blocks.substr(first - std::min<std::size_t>(first, 40), 80) << "\" against \""
+                                << rows.substr(first - std::min<std::size_t>(first, 40), 80) << "\"";
+    EXPECT_EQ(std::count(blocks.begin(), blocks.end(), '\n'), static_cast<std::ptrdiff_t>(q.size() + 1));
+  }
   test::fs::remove_all(dir);
 }
 

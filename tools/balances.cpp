@@ -1,6 +1,7 @@
 // `gpucredit balances`: answers point-in-time balance queries (and, with --unpaid, lists
 // the uses not paid in full).
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <vector>
 
@@ -85,8 +86,6 @@ int run_balances(const balances_args& args) {
   result.intervals = interval_table{};
   clock.lap("index");
   const std::vector<account_index> accounts = queries.resolve(events.accounts);
-  const std::vector<amount_t> balances = answers.balances(accounts, queries.timestamp);
-  clock.lap("queries");
 
   // Every input error is behind us: only now is anything written.
   std::optional<output_file> unpaid_file;
@@ -96,13 +95,29 @@ int run_balances(const balances_args& args) {
     write_unpaid(unpaid, events, result);
     unpaid.finish();
   }
+  // The queries are answered a batch at a time, each batch's rows written while the next
+  // is answered: the disk's writeback of the answers overlaps the queries, and the final
+  // fsync has less to wait for. (`--timings`: "queries" is the time in the engine,
+  // "write" the rest.)
   output_file out_file(args.out);
   csv_writer out(out_file.fd(), out_file.name(), out_file.durable());
-  write_balances(out, queries, balances);
+  balances_writer rows(out, queries);
+  constexpr std::size_t batch = std::size_t{1} << 21;
+  std::vector<amount_t> balances(std::min(batch, queries.size()));
+  double engine_seconds = 0;
+  for (std::size_t first = 0; first < queries.size(); first += batch) {
+    const std::size_t count = std::min(batch, queries.size() - first);
+    const auto start = std::chrono::steady_clock::now();
+    answers.balances(std::span(accounts).subspan(first, count), std::span(queries.timestamp).subspan(first, count),
+                     std::span(balances).first(count));
+    engine_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    rows.write(std::span<const amount_t>(balances).first(count));
+  }
+  rows.finish();
   out.finish();
   out_file.commit();
   if (unpaid_file) unpaid_file->commit();
-  clock.lap("write");
+  clock.split_lap("queries", engine_seconds, "write");
   return exit_ok;
 }
 

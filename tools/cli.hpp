@@ -41,6 +41,16 @@ class phase_log {
   void say(const std::string& line) const {
     if (on_) std::fprintf(stderr, "gpucredit: %s\n", line.c_str());
   }
+  // Two phases that ran interleaved since the last lap: `first` took `first_seconds` of
+  // that time, `second` the rest.
+  void split_lap(const char* first, double first_seconds, const char* second) {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    if (!on_) return;
+    std::fprintf(stderr, "gpucredit: %-12s %.6f s\n", first, first_seconds);
+    std::fprintf(stderr, "gpucredit: %-12s %.6f s\n", second, seconds - first_seconds);
+  }
   // "gpucredit: PHASE SECONDS s", or with a count "gpucredit: PHASE: N in S s (R/s)".
   void lap(const char* phase, std::size_t items = 0) {
     const auto now = std::chrono::steady_clock::now();

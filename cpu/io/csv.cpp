@@ -1173,19 +1173,42 @@ void csv_writer::raw_block(std::string_view text) {
   write_out(text);
 }
 
-void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances) {
+struct balances_writer::state {
+  csv_writer& out;
+  const query_batch& queries;
+  std::string names;                // each distinct name's field (quoted when needed) and its comma
+  std::vector<std::size_t> name_at;  // where each name's field begins in `names`
+  std::size_t next_row = 0;          // the query the next write() starts at
+  std::vector<file_bytes> text;      // the round being formatted, a block per core
+  std::vector<std::size_t> used;
+  std::vector<file_bytes> text_out;  // the round being written
+  std::vector<std::size_t> used_out;
+  background_writer writer;
+};
+
+namespace {
+constexpr std::size_t short_name = 32;  // names this short are copied as a fixed 32 bytes
+}  // namespace
+
+balances_writer::balances_writer(csv_writer& out, const query_batch& queries)
+    : state_(new state{out, queries, {}, std::vector<std::size_t>(queries.accounts.size() + 1, 0), 0, {}, {}, {}, {}, {}}) {
   out.raw(balances_header);
   out.end_row();
-  // Each distinct name's field (quoted when needed) and its comma, made once.
-  std::string names;
-  std::vector<std::size_t> name_at(queries.accounts.size() + 1, 0);
+  // Each distinct name's field and its comma, made once.
   for (std::uint32_t a = 0; a < queries.accounts.size(); ++a) {
-    append_field(names, queries.accounts[a]);
-    names += ',';
-    name_at[a + 1] = names.size();
+    append_field(state_->names, queries.accounts[a]);
+    state_->names += ',';
+    state_->name_at[a + 1] = state_->names.size();
   }
-  constexpr std::size_t short_name = 32;
-  names.append(short_name, '\0');  // the last name's fixed-size copy reads no further
+  state_->names.append(short_name, '\0');  // the last name's fixed-size copy reads no further
+}
+
+balances_writer::~balances_writer() = default;
+
+void balances_writer::finish() { state_->writer.wait(); }
+
+void balances_writer::write(std::span<const amount_t> balances) {
+  state& s = *state_;
   // Rows are formatted a block at a time on every core, straight into each block's
   // buffer (no locale, no stream), and written in order: each round formats up to one
   // block per core (64 Ki rows each, a few MB: still in cache when the kernel copies
@@ -1193,29 +1216,35 @@ void write_balances(csv_writer& out, const query_batch& queries, std::span<const
   // one file: the writes of a round are not split between threads.)
   constexpr std::size_t block_rows = std::size_t{1} << 16;
   constexpr std::size_t digits_max = 20;  // "-9223372036854775808"
-  const std::size_t n = queries.size();
+  const std::size_t n = balances.size();
+  const std::size_t offset = s.next_row;
+  s.next_row += n;
   const std::size_t blocks = (n + block_rows - 1) / block_rows;
   const std::size_t per_round = std::max<std::size_t>(1, detail::part_count(n, block_rows));
-  std::vector<file_bytes> text(per_round);  // the round being formatted
-  std::vector<std::size_t> used(per_round, 0);
-  std::vector<file_bytes> text_out(per_round);  // the round being written
-  std::vector<std::size_t> used_out(per_round, 0);
-  background_writer writer;
+  if (s.text.size() < per_round) {
+    s.text.resize(per_round);
+    s.used.resize(per_round);
+    s.text_out.resize(per_round);
+    s.used_out.resize(per_round);
+  }
   for (std::size_t first = 0; first < blocks; first += per_round) {
     const std::size_t round = std::min(per_round, blocks - first);
     detail::run_parts(round, [&](std::size_t k) {
       const std::size_t begin = (first + k) * block_rows;
       const std::size_t end = std::min(n, begin + block_rows);
       std::size_t bound = (end - begin) * (2 * digits_max + 2);  // the block's bytes at most
-      for (std::size_t i = begin; i < end; ++i) bound += name_at[queries.account[i] + 1] - name_at[queries.account[i]];
-      text[k].resize(bound + short_name);
-      char* w = text[k].data();
+      for (std::size_t i = begin; i < end; ++i) {
+        const account_index a = s.queries.account[offset + i];
+        bound += s.name_at[a + 1] - s.name_at[a];
+      }
+      s.text[k].resize(bound + short_name);
+      char* w = s.text[k].data();
       // Locals: stores through w may alias anything, and the loop should not reload the
       // vectors' pointers after each one.
-      const char* const name_text = names.data();
-      const std::size_t* const at = name_at.data();
-      const std::uint32_t* const account = queries.account.data();
-      const timestamp_t* const timestamp = queries.timestamp.data();
+      const char* const name_text = s.names.data();
+      const std::size_t* const at = s.name_at.data();
+      const std::uint32_t* const account = s.queries.account.data() + offset;
+      const timestamp_t* const timestamp = s.queries.timestamp.data() + offset;
       const amount_t* const balance = balances.data();
       for (std::size_t i = begin; i < end; ++i) {
         // Rows name their accounts in any order: a row's offsets and name are fetched
@@ -1239,16 +1268,21 @@ void write_balances(csv_writer& out, const query_batch& queries, std::span<const
         if (balance[i] != 0) w = format_int(w, balance[i]);
         *w++ = '\n';
       }
-      used[k] = static_cast<std::size_t>(w - text[k].data());
+      s.used[k] = static_cast<std::size_t>(w - s.text[k].data());
     });
-    writer.wait();  // the round before is written: its buffers are free
-    std::swap(text, text_out);
-    std::swap(used, used_out);
-    writer.start([&out, &text_out, &used_out, round] {
+    s.writer.wait();  // the round before is written: its buffers are free
+    std::swap(s.text, s.text_out);
+    std::swap(s.used, s.used_out);
+    s.writer.start([&out = s.out, &text_out = s.text_out, &used_out = s.used_out, round] {
       for (std::size_t k = 0; k < round; ++k) out.raw_block({text_out[k].data(), used_out[k]});
     });
   }
-  writer.wait();
+}
+
+void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances) {
+  balances_writer rows(out, queries);
+  rows.write(balances);
+  rows.finish();
 }
 
 void write_intervals(csv_writer& out, const event_table& events, const interval_table& intervals) {

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -86,6 +87,28 @@ class csv_writer {
 /// Writes the balances of `queries` (one row per query, in query order, empty balance
 /// for none) with a header. `balances[i]` answers query i (0 = none).
 void write_balances(csv_writer& out, const query_batch& queries, std::span<const amount_t> balances);
+
+/// The same, a batch of answers at a time, so that answering the next batch overlaps
+/// writing this one (and the disk's writeback of it): the header when constructed, then
+/// write() for consecutive batches, then finish(). Rows are formatted on every core; the
+/// last batch's bytes are handed to `out` on a thread of their own while the caller goes
+/// on. `out` and `queries` must outlive the writer.
+class balances_writer {
+ public:
+  balances_writer(csv_writer& out, const query_batch& queries);
+  ~balances_writer();  // waits for a pending write (its error is lost: call finish())
+  balances_writer(const balances_writer&) = delete;
+  balances_writer& operator=(const balances_writer&) = delete;
+  /// The next balances.size() rows: balances[i] answers the query after the last one
+  /// written before.
+  void write(std::span<const amount_t> balances);
+  /// Waits until every row is handed to `out`; throws the io_error of a failed write.
+  void finish();
+
+ private:
+  struct state;
+  std::unique_ptr<state> state_;
+};
 
 /// Writes the interval table with a header: account,credit_id,begin,end,amount, and a
 /// slope column when the ledger has jobs.
