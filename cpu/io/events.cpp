@@ -125,29 +125,32 @@ inline std::size_t dictionary::probe(std::string_view name, const key& k, std::u
   }
 }
 
-void dictionary::prefetch(std::span<const std::string_view> names) const noexcept {
-  // A table this small stays in cache: prefetching would only cost its passes.
-  constexpr std::size_t small_slots = std::size_t{1} << 15;
-  if (slots_.size() < small_slots) return;
-  constexpr std::size_t batch_max = 64;
+// A table this small stays in cache: prefetching would only cost its passes.
+constexpr std::size_t prefetch_slots_min = std::size_t{1} << 15;
+constexpr std::size_t prefetch_batch_max = 64;
+
+void dictionary::prefetch_hashed(std::span<const std::string_view> names, const std::uint32_t* hash) const noexcept {
   const std::size_t mask = slots_.size() - 1;
-  std::uint32_t hash[batch_max];
-  for (std::size_t first = 0; first < names.size(); first += batch_max) {
-    const std::size_t n = std::min(batch_max, names.size() - first);
-    for (std::size_t j = 0; j < n; ++j) {
-      key_of(names[first + j], hash[j]);
-      __builtin_prefetch(&slots_[hash[j] & mask]);
-    }
-    // The home slot holds the name in the common case (the table is at most half full):
-    // its key, then a long name's bytes.
-    for (std::size_t j = 0; j < n; ++j) {
-      const slot& s = slots_[hash[j] & mask];
-      if (s.hash == hash[j]) __builtin_prefetch(&names_[s.index]);
-    }
-    for (std::size_t j = 0; j < n; ++j) {
-      const slot& s = slots_[hash[j] & mask];
-      if (s.hash == hash[j] && names[first + j].size() > inline_bytes) __builtin_prefetch(names_[s.index].name.data());
-    }
+  for (std::size_t j = 0; j < names.size(); ++j) __builtin_prefetch(&slots_[hash[j] & mask]);
+  // The home slot holds the name in the common case (the table is at most half full):
+  // its entry, then a long name's bytes.
+  for (std::size_t j = 0; j < names.size(); ++j) {
+    const slot& s = slots_[hash[j] & mask];
+    if (s.hash == hash[j]) __builtin_prefetch(&names_[s.index]);
+  }
+  for (std::size_t j = 0; j < names.size(); ++j) {
+    const slot& s = slots_[hash[j] & mask];
+    if (s.hash == hash[j] && names[j].size() > inline_bytes) __builtin_prefetch(names_[s.index].name.data());
+  }
+}
+
+void dictionary::prefetch(std::span<const std::string_view> names) const noexcept {
+  if (slots_.size() < prefetch_slots_min) return;
+  std::uint32_t hash[prefetch_batch_max];
+  for (std::size_t first = 0; first < names.size(); first += prefetch_batch_max) {
+    const std::span<const std::string_view> batch = names.subspan(first, std::min(prefetch_batch_max, names.size() - first));
+    for (std::size_t j = 0; j < batch.size(); ++j) key_of(batch[j], hash[j]);
+    prefetch_hashed(batch, hash);
   }
 }
 
@@ -209,24 +212,15 @@ inline std::uint32_t dictionary::intern_keyed(std::string_view name, const key& 
 
 void dictionary::intern_all(std::span<const std::string_view> names, std::uint32_t* out) {
   // As prefetch() and intern() one after another, each key made once.
-  constexpr std::size_t small_slots = std::size_t{1} << 15;
-  constexpr std::size_t batch_max = 64;
-  key keys[batch_max];
-  std::uint32_t hash[batch_max];
-  for (std::size_t first = 0; first < names.size(); first += batch_max) {
-    const std::size_t n = std::min(batch_max, names.size() - first);
-    for (std::size_t j = 0; j < n; ++j) keys[j] = key_of(names[first + j], hash[j]);
-    if (slots_.size() >= small_slots) {
-      const std::size_t mask = slots_.size() - 1;
-      for (std::size_t j = 0; j < n; ++j) __builtin_prefetch(&slots_[hash[j] & mask]);
-      for (std::size_t j = 0; j < n; ++j) {
-        const slot& s = slots_[hash[j] & mask];
-        if (s.hash == hash[j]) __builtin_prefetch(&names_[s.index]);
-      }
-    }
-    for (std::size_t j = 0; j < n; ++j) {
+  key keys[prefetch_batch_max];
+  std::uint32_t hash[prefetch_batch_max];
+  for (std::size_t first = 0; first < names.size(); first += prefetch_batch_max) {
+    const std::span<const std::string_view> batch = names.subspan(first, std::min(prefetch_batch_max, names.size() - first));
+    for (std::size_t j = 0; j < batch.size(); ++j) keys[j] = key_of(batch[j], hash[j]);
+    if (slots_.size() >= prefetch_slots_min) prefetch_hashed(batch, hash);
+    for (std::size_t j = 0; j < batch.size(); ++j) {
       bool added = false;
-      out[first + j] = intern_keyed(names[first + j], keys[j], hash[j], added);
+      out[first + j] = intern_keyed(batch[j], keys[j], hash[j], added);
     }
   }
 }

@@ -80,6 +80,8 @@ class dictionary {
   // The slot holding `name` (key `k`, hash `h`), or the empty slot where it would go.
   std::size_t probe(std::string_view name, const key& k, std::uint32_t h) const noexcept;
   std::uint32_t intern_keyed(std::string_view name, const key& k, std::uint32_t h, bool& added);
+  // prefetch() of names whose hashes are made (at most 64).
+  void prefetch_hashed(std::span<const std::string_view> names, const std::uint32_t* hash) const noexcept;
   std::string_view store(std::string_view name);  // copies into the arena
   void grow();
 
