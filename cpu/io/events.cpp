@@ -58,6 +58,17 @@ std::uint32_t load4(const char* p) noexcept {
   return word;
 }
 
+// Byte-equal names, without a library call for the short names logs are made of.
+bool same_name(std::string_view a, std::string_view b) noexcept {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n >= 8 && n <= 16) {  // two overlapping words
+    return load8(a.data()) == load8(b.data()) && load8(a.data() + n - 8) == load8(b.data() + n - 8);
+  }
+  if (n >= 4 && n < 8) return load4(a.data()) == load4(b.data()) && load4(a.data() + n - 4) == load4(b.data() + n - 4);
+  return n == 0 || std::memcmp(a.data(), b.data(), n) == 0;
+}
+
 // The 64-bit finalizer of splitmix64: every input bit reaches every output bit.
 std::uint64_t mixed(std::uint64_t h) noexcept {
   h ^= h >> 30;
@@ -183,6 +194,12 @@ void dictionary::grow() {
 }
 
 std::uint32_t dictionary::intern(std::string_view name, bool& added) {
+  // Logs often repeat a name on consecutive lines: the name found last is compared first,
+  // byte for byte, before any hash is made.
+  if (last_ < names_.size() && same_name(names_[last_].name, name)) {
+    added = false;
+    return last_;
+  }
   std::uint32_t h = 0;
   const key k = key_of(name, h);
   return intern_keyed(name, k, h, added);
