@@ -105,6 +105,16 @@ constexpr std::uint64_t powers_of_10[20] = {1ULL,
   return end;
 }
 
+// Eight bytes as one word (SWAR): bit 7 of each byte of `x` that equals `byte`. Exact at
+// the lowest mark; a mark can also follow a true one (a borrow), so candidates above the
+// lowest are checked.
+constexpr std::uint64_t lane_ones = 0x0101010101010101ULL;
+constexpr std::uint64_t lane_highs = 0x8080808080808080ULL;
+inline std::uint64_t byte_marks(std::uint64_t x, unsigned char byte) noexcept {
+  const std::uint64_t y = x ^ (lane_ones * byte);
+  return (y - lane_ones) & ~y & lane_highs;
+}
+
 // One task at a time on a thread of its own: start() runs it, wait() joins it and
 // rethrows what it threw. Joined on destruction too (an exception elsewhere must not
 // leave the thread running).
@@ -333,7 +343,7 @@ class record_reader {
     }
   }
 
- // The common query record, `name,digits` (SPEC section 7's queries file), read without
+  // The common query record, `name,digits` (SPEC section 7's queries file), read without
   // splitting it into fields: true with the name and the integer, the record consumed;
   // false, consuming nothing, for any other record (quotes, CR before the end, a byte
   // that is NUL or not ASCII in the name, another field count, no digits or more than
@@ -341,12 +351,6 @@ class record_reader {
   // judges as usual. One pass over the name, 8 bytes a step, then the digits.
   bool next_name_and_int(std::string_view& name, std::int64_t& value) {
     if (!bom_checked_) return false;
-    constexpr std::uint64_t ones = 0x0101010101010101ULL;
-    constexpr std::uint64_t highs = 0x8080808080808080ULL;
-    auto matches = [](std::uint64_t x, unsigned char byte) {
-      const std::uint64_t y = x ^ (ones * byte);
-      return (y - ones) & ~y & highs;
-    };
     char* const first = data() + begin_;
     char* const stop = data() + size_;
     char* p = first;
@@ -354,10 +358,10 @@ class record_reader {
     for (; stop - p >= 8; p += 8) {
       std::uint64_t x = 0;
       std::memcpy(&x, p, 8);
-      const std::uint64_t commas = matches(x, ',');
+      const std::uint64_t commas = byte_marks(x, ',');
       // Each mask is exact at its lowest byte (a false mark only follows a true one), so
       // no mark below the first comma means no such byte before it.
-      const std::uint64_t odd = matches(x, '"') | matches(x, '\r') | matches(x, '\n') | matches(x, 0) | (x & highs);
+      const std::uint64_t odd = byte_marks(x, '"') | byte_marks(x, '\r') | byte_marks(x, '\n') | byte_marks(x, 0) | (x & lane_highs);
       if (commas != 0) {
         if ((odd & ((commas & (0 - commas)) - 1)) != 0) return false;
         comma = p + (std::countr_zero(commas) >> 3);
@@ -484,19 +488,13 @@ class record_reader {
     // and the OR of all bytes shows any non-ASCII byte. A mask is exact at its lowest
     // mark (it can also mark a byte after a true match), so the first newline is exact,
     // any mark below it means a true match below it, and other candidates are checked.
-    constexpr std::uint64_t ones = 0x0101010101010101ULL;
-    constexpr std::uint64_t highs = 0x8080808080808080ULL;
-    auto matches = [](std::uint64_t x, unsigned char byte) {
-      const std::uint64_t y = x ^ (ones * byte);
-      return (y - ones) & ~y & highs;
-    };
     fields.clear();
     std::uint64_t seen = 0;  // OR of the record's bytes; bit 7 of a lane: non-ASCII
     bool nul = false;
     char* field_start = first;
     auto finish = [&](char* end, char* newline) {
       fields.emplace_back(field_start, static_cast<std::size_t>(end - field_start));
-      plain_text_ = !nul && (seen & highs) == 0;
+      plain_text_ = !nul && (seen & lane_highs) == 0;
       last = end;
       line_end = newline;
       return plain_split::ok;
@@ -520,7 +518,7 @@ class record_reader {
       const unsigned newlines = mask('\n');
       const unsigned before = newlines != 0 ? (newlines & (0U - newlines)) - 1 : 0xFFFFU;
       if ((mask('"') & before) != 0) return plain_split::has_quote;
-      seen |= (static_cast<unsigned>(_mm_movemask_epi8(x)) & before) != 0 ? highs : 0;  // a byte >= 0x80
+      seen |= (static_cast<unsigned>(_mm_movemask_epi8(x)) & before) != 0 ? lane_highs : 0;  // a byte >= 0x80
       nul |= (mask('\0') & before) != 0;
       unsigned commas = mask(',') & before;
       const unsigned crs = mask('\r') & before;
@@ -541,13 +539,13 @@ class record_reader {
     for (; stop - p >= 8; p += 8) {
       std::uint64_t x = 0;
       std::memcpy(&x, p, 8);
-      const std::uint64_t newlines = matches(x, '\n');
+      const std::uint64_t newlines = byte_marks(x, '\n');
       const std::uint64_t before = newlines != 0 ? (newlines & (0 - newlines)) - 1 : ~std::uint64_t{0};
-      if ((matches(x, '"') & before) != 0) return plain_split::has_quote;
-      seen |= x & before & highs;
-      nul |= (matches(x, 0) & before) != 0;
-      std::uint64_t commas = matches(x, ',') & before;
-      const std::uint64_t crs = matches(x, '\r') & before;
+      if ((byte_marks(x, '"') & before) != 0) return plain_split::has_quote;
+      seen |= x & before & lane_highs;
+      nul |= (byte_marks(x, 0) & before) != 0;
+      std::uint64_t commas = byte_marks(x, ',') & before;
+      const std::uint64_t crs = byte_marks(x, '\r') & before;
       char* const cr = crs != 0 ? p + (std::countr_zero(crs) >> 3) : nullptr;
       for (; commas != 0; commas &= commas - 1) {
         char* c = p + (std::countr_zero(commas) >> 3);
