@@ -476,12 +476,11 @@ class record_reader {
   // The common record: no quotes. One pass from `first` finds where the line ends (its
   // '\n', or `stop` at the end of the input), splits it at commas and notes whether any
   // byte is NUL or non-ASCII (only then are names checked byte by byte). On `ok`, `last`
-  // is the record's end (a CR before the '\n' excluded) and `next` where the record
-  // after it begins. `has_quote` when a quote appears before the line's end: split()
-  // handles the record then. `bare_cr` when a CR is inside the record (SPEC section 7
-  // refuses it); `fields` then ends at its field. `more` when the buffer ends before
-  // the line does and more input may follow. `line_end`: where the line ends (its '\n',
-  // or `stop`), found on `ok` and `bare_cr`, else null.
+  // is the record's end (a CR before the '\n' excluded). `has_quote` when a quote
+  // appears before the line's end: split() handles the record then. `bare_cr` when a CR
+  // is inside the record (SPEC section 7 refuses it); `fields` then ends at its field.
+  // `more` when the buffer ends before the line does and more input may follow.
+  // `line_end`: where the line ends (its '\n', or `stop`), set on `ok` and `bare_cr`.
   plain_split split_line(char* first, char* stop, char*& last, char*& line_end,
                          std::vector<std::string_view>& fields) {
     // Eight bytes at a time: bit masks mark candidate newlines, commas, quotes and CRs,

@@ -207,8 +207,6 @@ std::uint32_t dictionary::intern(std::string_view name, bool& added) {
 
 inline std::uint32_t dictionary::intern_keyed(std::string_view name, const key& k, std::uint32_t h, bool& added) {
   added = false;
-  // Logs often repeat a name on consecutive lines: its entry is checked before its slot.
-  if (last_ < names_.size() && matches(names_[last_], k, name)) return last_;
   if (2 * (names_.size() + 1) > slots_.size()) grow();
   const std::size_t i = probe(name, k, h);
   if (slots_[i].hash != 0) {
@@ -236,8 +234,11 @@ void dictionary::intern_all(std::span<const std::string_view> names, std::uint32
     for (std::size_t j = 0; j < batch.size(); ++j) keys[j] = key_of(batch[j], hash[j]);
     if (slots_.size() >= prefetch_slots_min) prefetch_hashed(batch, hash);
     for (std::size_t j = 0; j < batch.size(); ++j) {
+      // The name found last first, by its key (as intern() does by its bytes).
       bool added = false;
-      out[first + j] = intern_keyed(batch[j], keys[j], hash[j], added);
+      out[first + j] = last_ < names_.size() && matches(names_[last_], keys[j], batch[j])
+                           ? last_
+                           : intern_keyed(batch[j], keys[j], hash[j], added);
     }
   }
 }

@@ -39,11 +39,11 @@ class dictionary {
   }
   /// The same, saying whether the name was new.
   std::uint32_t intern(std::string_view name, bool& added);
-  /// Starts bringing into the cache the slots that interning each of `names` will read
-  /// (and a long name's bytes), a pass over the batch for each, so that the batch's cache
-  /// misses overlap instead of queueing. Changes nothing; the caller then interns the
-  /// names in order, as usual. Pays off once the table is larger than the cache (10^4
-  /// names and more); batches of about 32-64.
+  /// Starts bringing into the cache what interning each of `names` will read: its slot,
+  /// the entry that slot holds, and a long name's bytes, a pass over the batch for each,
+  /// so that the batch's cache misses overlap instead of queueing. Changes nothing; the
+  /// caller then interns the names in order, as usual. Pays off once the table is larger
+  /// than the cache (10^4 names and more); batches of about 32-64.
   void prefetch(std::span<const std::string_view> names) const noexcept;
   /// Interns each of `names` in order, its index into out[i]: as prefetch() and then
   /// intern() of each, the hash of each name made once.
@@ -79,6 +79,7 @@ class dictionary {
   static bool matches(const entry& stored, const key& k, std::string_view name) noexcept;
   // The slot holding `name` (key `k`, hash `h`), or the empty slot where it would go.
   std::size_t probe(std::string_view name, const key& k, std::uint32_t h) const noexcept;
+  // intern() once the key is made (the name found last already compared).
   std::uint32_t intern_keyed(std::string_view name, const key& k, std::uint32_t h, bool& added);
   // prefetch() of names whose hashes are made (at most 64).
   void prefetch_hashed(std::span<const std::string_view> names, const std::uint32_t* hash) const noexcept;
