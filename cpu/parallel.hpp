@@ -4,13 +4,56 @@
 #pragma once
 
 #include <algorithm>
+#include <csignal>
 #include <cstddef>
 #include <exception>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
+
 namespace gpucredit::detail {
+
+/// While alive, the calling thread blocks the signals that ask a process to stop
+/// (SIGINT, SIGTERM, SIGHUP, SIGQUIT); threads started meanwhile inherit the block and
+/// keep it. So helper threads never run a handler for them: the thread that called
+/// into the library does, and a program's handler (the CLI's removes its unfinished
+/// output file) sees that thread stopped where it was, not running on beside it.
+class stop_signals_blocked {
+ public:
+  stop_signals_blocked() noexcept {
+#if defined(__unix__) || defined(__APPLE__)
+    sigset_t stop;
+    sigemptyset(&stop);
+    for (const int signal_number : {SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&stop, signal_number);
+    restore_ = pthread_sigmask(SIG_BLOCK, &stop, &before_) == 0;
+#endif
+  }
+  ~stop_signals_blocked() {
+#if defined(__unix__) || defined(__APPLE__)
+    if (restore_) pthread_sigmask(SIG_SETMASK, &before_, nullptr);
+#endif
+  }
+  stop_signals_blocked(const stop_signals_blocked&) = delete;
+  stop_signals_blocked& operator=(const stop_signals_blocked&) = delete;
+
+ private:
+#if defined(__unix__) || defined(__APPLE__)
+  sigset_t before_{};
+  bool restore_ = false;
+#endif
+};
+
+/// A std::thread running fn, started with the stop signals blocked (above).
+template <class F>
+std::thread start_helper(F&& fn) {
+  const stop_signals_blocked blocked;
+  return std::thread(std::forward<F>(fn));
+}
 
 /// How many parts to cut `items` into: one per core, but none smaller than `part_min`.
 inline std::size_t part_count(std::size_t items, std::size_t part_min) {
@@ -37,12 +80,13 @@ void run_parts(std::size_t parts, F&& fn) {
   helpers.reserve(parts);
   std::size_t k = 1;
   try {
+    const stop_signals_blocked blocked;  // in the helpers, not in the caller's parts
     for (; k < parts; ++k) helpers.emplace_back(guarded, k);
   } catch (const std::system_error&) {
     // No thread to be had (a memory limit, a process limit): the caller's thread runs
     // the parts left, so a starved machine is slower, never wrong.
-    for (; k < parts; ++k) guarded(k);
   }
+  for (std::size_t left = k; left < parts; ++left) guarded(left);
   guarded(0);
   for (std::thread& h : helpers) h.join();
   for (const std::exception_ptr& e : errors) {

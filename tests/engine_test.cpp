@@ -2,15 +2,23 @@
 // merged at equal times, balances are exact where partial sums would leave int64, the
 // largest timestamp gets no closing delta, rows in any order give the same index,
 // unknown accounts answer none, a batch answers like single queries, and the backend
-// seam resolves requests and refuses what is not built (a clear error, never a crash).
+// seam resolves requests and refuses what is not built (a clear error, never a crash);
+// the helper threads leave the signals that stop a run to the caller's thread.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <limits>
 #include <optional>
 #include <random>
+#include <thread>
 
+#include <csignal>
+
+#include <pthread.h>
+
+#include "cpu/parallel.hpp"
 #include "cpu/query/engine_impl.hpp"
 #include "gpucredit/engine.hpp"
 #include "gpucredit/error.hpp"
@@ -543,6 +551,33 @@ TEST(DeviceEngine, NamedDevicesThatCannotBeUsedAreRefused) {
   EXPECT_THROW((void)parse_devices(""), backend_unavailable);
   EXPECT_EQ(parse_devices("2,0"), (std::vector<int>{2, 0}));
   EXPECT_THROW((void)resolve_engine("cpu", {0}), backend_unavailable);
+}
+
+// Whether the calling thread blocks `signal_number`.
+bool blocks(int signal_number) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+  return sigismember(&mask, signal_number) == 1;
+}
+
+TEST(Parallel, HelperThreadsLeaveStopSignalsToTheCaller) {
+  ASSERT_FALSE(blocks(SIGTERM));
+  // Part 0 runs on the caller's thread, the others on helpers.
+  std::vector<std::array<bool, 4>> seen(3);
+  detail::run_parts(3, [&](std::size_t k) {
+    seen[k] = {blocks(SIGINT), blocks(SIGTERM), blocks(SIGHUP), blocks(SIGQUIT)};
+  });
+  EXPECT_EQ(seen[0], (std::array<bool, 4>{false, false, false, false}));
+  EXPECT_EQ(seen[1], (std::array<bool, 4>{true, true, true, true}));
+  EXPECT_EQ(seen[2], (std::array<bool, 4>{true, true, true, true}));
+  EXPECT_FALSE(blocks(SIGTERM)) << "the caller's mask is restored";
+  bool helper_blocks = false;
+  std::thread helper = detail::start_helper([&] { helper_blocks = blocks(SIGTERM); });
+  helper.join();
+  EXPECT_TRUE(helper_blocks);
+  EXPECT_FALSE(blocks(SIGTERM));
+  EXPECT_FALSE(blocks(SIGPIPE)) << "only the signals that ask a process to stop";
 }
 
 TEST(Engine, BackendNames) {

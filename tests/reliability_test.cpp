@@ -136,6 +136,9 @@ TEST_F(Hostile, DirectoryIsRefusedAndFifoIsRead) {
 TEST_F(Hostile, InterruptedRunLeavesNoPartialFile) {
   // A large output takes long enough to write that the run can be caught while its
   // temporary file exists; SIGTERM then must remove it and keep the earlier output.
+  // The run is stopped (SIGSTOP) first and the file looked for again: the main thread,
+  // which makes the rename, is then stopped, so the file still there means the output
+  // is not yet replaced, and SIGTERM lands before the rename, never just after it.
   std::string events = header;
   for (int a = 0; a < 100; ++a) events += "add,acct-" + std::to_string(a) + ",g,0,1000,1000000\n";
   test::write_file(dir_ / "e.csv", events);
@@ -144,11 +147,18 @@ TEST_F(Hostile, InterruptedRunLeavesNoPartialFile) {
   test::write_file(dir_ / "q.csv", queries);
   test::write_file(dir_ / "out.csv", "earlier output\n");
   const std::string script =
+      "pending() { ls -a | grep -q '^\\.out\\.csv\\.gpucredit-'; }\n"
       "caught=0\n"
-      "for attempt in 1 2 3 4 5; do\n"
+      "for attempt in 1 2 3 4 5 6 7 8 9 10; do\n"
       "  " + test::cli_path() + " balances --events e.csv --queries q.csv --out out.csv & pid=$!\n"
       "  for i in $(seq 1 20000); do\n"
-      "    if ls -a | grep -q '^\\.out\\.csv\\.gpucredit-'; then kill -TERM $pid; caught=1; break; fi\n"
+      "    if pending; then\n"
+      "      kill -STOP $pid\n"
+      "      while state=$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null) && [ \"$state\" != T ] && [ \"$state\" != Z ]; do :; done\n"
+      "      if pending; then kill -TERM $pid; caught=1; fi\n"
+      "      kill -CONT $pid\n"
+      "      break\n"
+      "    fi\n"
       "    kill -0 $pid 2>/dev/null || break\n"
       "  done\n"
       "  wait $pid; status=$?\n"

@@ -128,7 +128,7 @@ class background_writer {
   }
   template <class Task>
   void start(Task task) {
-    thread_ = std::thread([this, task = std::move(task)] {
+    thread_ = detail::start_helper([this, task = std::move(task)] {
       try {
         task();
       } catch (...) {
