@@ -11,6 +11,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #if defined(__linux__)
@@ -45,6 +49,30 @@ void reserve_on_huge_pages(std::vector<T>& v, std::size_t count) {
   v.reserve(count);
   if (fresh) advise_huge_pages(v.data(), count * sizeof(T));
 }
+
+/// std::allocator, except that a value made without arguments is left uninitialised:
+/// `std::vector<T, uninitialized_allocator<T>>(n)` holds n rows for the caller to write,
+/// not n zeros written first (a pass over fresh memory, its page faults on one thread,
+/// before the rows are written on every core).
+template <class T>
+struct uninitialized_allocator : std::allocator<T> {
+  static_assert(std::is_trivially_default_constructible_v<T>, "only for plain rows");
+  template <class U>
+  struct rebind {
+    using other = uninitialized_allocator<U>;
+  };
+  uninitialized_allocator() noexcept = default;
+  template <class U>
+  uninitialized_allocator(const uninitialized_allocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    std::construct_at(p, std::forward<Args>(args)...);
+  }
+};
 
 /// Appends `part` to `out` and frees `part`: parts' columns joined one column at a time
 /// hold at most one column twice. Into room `out` reserved for every part, nothing

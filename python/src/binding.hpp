@@ -26,6 +26,7 @@
 
 #include "arrow.hpp"
 #include "gpucredit/csv.hpp"
+#include "cpu/memory.hpp"
 #include "cpu/parallel.hpp"
 #include "gpucredit/engine.hpp"
 #include "cpu/io/validate.hpp"
@@ -41,6 +42,10 @@ namespace gc = gpucredit;
 namespace ar = gpucredit::arrow;
 
 namespace gpucredit::python {
+
+/// The accounts of a batch of queries, resolved: every row written by the resolver (no
+/// zeros written first).
+using account_column = std::vector<gc::account_index, gc::detail::uninitialized_allocator<gc::account_index>>;
 
 // ---- errors and arguments (errors.cpp) ----------------------------------------------
 
@@ -155,15 +160,19 @@ struct balance_result {
     const std::size_t parts = gc::detail::part_count(bytes, std::size_t{1} << 14);
     std::vector<std::int64_t> valid(parts);
     gc::detail::run_parts(parts, [&](std::size_t k) {
+      // Counted as the bits are set: std::popcount of a byte is a library call where the
+      // package is not built for a CPU with POPCNT.
       std::int64_t count = 0;
       for (std::size_t b = bytes * k / parts; b < bytes * (k + 1) / parts; ++b) {
         const std::size_t base = b * 8;
         const std::size_t lanes = std::min<std::size_t>(8, size - base);
         unsigned byte = 0;
-        for (std::size_t j = 0; j < lanes; ++j)
-          byte |= static_cast<unsigned>(v[base + j] != 0) << j;
+        for (std::size_t j = 0; j < lanes; ++j) {
+          const bool set = v[base + j] != 0;
+          byte |= static_cast<unsigned>(set) << j;
+          count += set ? 1 : 0;
+        }
         (*bits)[b] = static_cast<std::uint8_t>(byte);
-        count += std::popcount(byte);
       }
       valid[k] = count;
     });
@@ -270,7 +279,7 @@ class py_ledger {
   exported_table usage(bool rejected) const;
 
  private:
-  std::vector<gc::account_index> resolve_accounts(nb::handle accounts, std::int64_t& count) const;
+  account_column resolve_accounts(nb::handle accounts, std::int64_t& count) const;
   std::vector<std::int64_t> read_times(nb::handle timestamps, std::int64_t& count,
                                        const std::int64_t*& in_place, nb::object& keep, bool plain_ok) const;
 

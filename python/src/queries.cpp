@@ -7,9 +7,8 @@ namespace gpucredit::python {
 
 /// Resolves names to account indices in parallel; `name_at(i)` gives query i's name.
 template <class NameAt>
-std::vector<gc::account_index> resolve_names(const gc::dictionary& names, std::size_t count,
-                                             NameAt name_at) {
-  std::vector<gc::account_index> out(count);
+account_column resolve_names(const gc::dictionary& names, std::size_t count, NameAt name_at) {
+  account_column out(count);
   const std::size_t parts = gc::detail::part_count(count, std::size_t{1} << 15);
   gc::detail::run_parts(parts, [&](std::size_t k) {
     const std::size_t begin = count * k / parts;
@@ -127,8 +126,7 @@ struct bytes_at {  // a NumPy 'S' array: fixed-width bytes, NUL-padded
   }
 };
 
-std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
-                                                           std::int64_t& count) const {
+account_column py_ledger::resolve_accounts(nb::handle accounts, std::int64_t& count) const {
   const gc::dictionary& names = state_->events.accounts;
   if (nb::isinstance<nb::str>(accounts)) {  // one account for every timestamp
     const auto a = names.find(nb::cast<std::string_view>(accounts)).value_or(gc::account_none);
@@ -182,7 +180,7 @@ std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
   }
   count = column->length;
   nb::gil_scoped_release unlocked;
-  std::vector<gc::account_index> out(static_cast<std::size_t>(column->length));
+  account_column out(static_cast<std::size_t>(column->length));
   std::size_t row = 0;
   for (const auto& chunk : column->chunks) {
     const ar::column_view view(chunk->raw, type);
@@ -205,7 +203,7 @@ std::vector<gc::account_index> py_ledger::resolve_accounts(nb::handle accounts,
     } else {
       std::vector<std::string_view> views(n);
       for (std::size_t i = 0; i < n; ++i) views[i] = view.text(static_cast<std::int64_t>(i));
-      const std::vector<gc::account_index> part = resolve_names(names, n, views_at{&views});
+      const account_column part = resolve_names(names, n, views_at{&views});
       std::copy(part.begin(), part.end(), out.begin() + static_cast<std::ptrdiff_t>(row));
     }
     row += n;
@@ -290,7 +288,7 @@ balance_result py_ledger::query(nb::handle accounts, nb::handle timestamps, bool
   std::int64_t time_count = 0;
   const std::int64_t* times_in_place = nullptr;
   nb::object keep;
-  std::vector<gc::account_index> resolved = resolve_accounts(accounts, account_count);
+  account_column resolved = resolve_accounts(accounts, account_count);
   std::vector<std::int64_t> times = read_times(timestamps, time_count, times_in_place, keep, plain_ok);
   if (account_count >= 0 && time_count >= 0 && account_count != time_count) {
     throw nb::value_error(("accounts and timestamps differ in length (" +
@@ -317,7 +315,7 @@ nb::tuple py_ledger::grid(nb::handle accounts, std::int64_t from, std::int64_t t
                           bool with_balances) const {
   const gc::time_grid g = gc::report_time_grid(from, to, every);  // input_error: InputError
   std::int64_t account_count = 0;
-  std::vector<gc::account_index> resolved = resolve_accounts(accounts, account_count);
+  account_column resolved = resolve_accounts(accounts, account_count);
   if (account_count < 0) account_count = 1;  // one name
   const auto rows = static_cast<std::size_t>(account_count);
   if (with_balances && g.count != 0 && rows > (std::size_t{1} << 40) / g.count) {
