@@ -277,6 +277,47 @@ BENCHMARK(BM_QueriesGiant)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// A skewed fleet's shape: 4 accounts of 250,000 breakpoints (searched through their
+// trees) and 20,000 of 40 (plain binary searches), 4 Mi queries in random order, a
+// quarter of them on the large accounts, as bench/skewed.py asks. Measures a random
+// batch that mixes both kinds of search (cpu_engine.cpp answers each kind on its own).
+void BM_QueriesMixed(benchmark::State& state) {
+  constexpr std::size_t giants = 4;
+  constexpr std::size_t giant_size = 250000;
+  constexpr std::size_t small = 20000;
+  constexpr std::size_t small_size = 40;
+  constexpr std::size_t n = std::size_t{1} << 22;
+  interval_table rows;
+  std::mt19937_64 rng(3);
+  for (std::size_t a = 0; a < giants + small; ++a) {
+    const std::size_t size = a < giants ? giant_size : small_size;
+    timestamp_t t = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+      t += 1 + static_cast<timestamp_t>(rng() % 30);
+      rows.push(static_cast<account_index>(a), static_cast<event_row>(rows.size()), t, t + 40,
+                1 + static_cast<amount_t>(rng() % 997));
+    }
+  }
+  const engine e = engine::create(rows, giants + small);
+  std::vector<account_index> accounts(n);
+  std::vector<timestamp_t> times(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const bool giant = rng() % 4 == 0;
+    accounts[i] = static_cast<account_index>(giant ? rng() % giants : giants + rng() % small);
+    times[i] = static_cast<timestamp_t>(rng() % ((giant ? giant_size : small_size) * 16));
+  }
+  std::vector<amount_t> out(n);
+  e.balances(accounts, times, out);
+  const step_index& index = *detail::engine_access::cpu_index(e);
+  for (std::size_t i = 0; i < n; i += 997) check(out[i] == index.balance(accounts[i], times[i]), "balance");
+  for (auto _ : state) {
+    e.balances(accounts, times, out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(n));
+}
+BENCHMARK(BM_QueriesMixed)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 // The account table (dictionary): `n` distinct names interned, then 4 Mi lookups of
 // names drawn from them in random order (what reading a queries file does per row).
 // The per-lookup time from 10^3 to 10^7 names shows how it scales out of cache.

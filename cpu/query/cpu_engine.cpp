@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,9 +51,10 @@ class cpu_engine final : public engine::impl {
     detail::run_parts(parts, [&](std::size_t k) {
       const std::size_t first = n * k / parts;
       const std::size_t last = n * (k + 1) / parts;
+      split_block split;
       for (std::size_t b = first; b < last; b += block_queries) {
         const std::size_t end = std::min(last, b + block_queries);
-        answer_block(accounts.subspan(b, end - b), times.subspan(b, end - b), out.data() + b);
+        answer_block(accounts.subspan(b, end - b), times.subspan(b, end - b), out.data() + b, split);
       }
     });
   }
@@ -94,17 +96,69 @@ class cpu_engine final : public engine::impl {
   }
 
  private:
-  void answer_block(std::span<const account_index> accounts, std::span<const timestamp_t> times, amount_t* out) const {
+  // A random-order block whose queries name both accounts with a search tree and
+  // accounts without is answered as two: each kind gathered, answered in groups of its
+  // own, and put back in place. Mixed in one group, the tree searches and the plain
+  // binary searches over small accounts compete for the cache (`BM_QueriesMixed`: 0.87x
+  // the time split; the skewed fleet's query phase 0.31-0.33 s mixed, 0.28-0.29 s split).
+  // Room for one block, made once a part.
+  // (Made when first needed, not zero-filled: a batch of a few queries pays nothing.)
+  struct split_block {
+    std::unique_ptr<std::uint16_t[]> at;  // the block's queries, those with a tree first
+    std::unique_ptr<account_index[]> accounts;
+    std::unique_ptr<timestamp_t[]> times;
+    std::unique_ptr<amount_t[]> answers;
+    void make_room() {
+      if (at) return;
+      at = std::make_unique_for_overwrite<std::uint16_t[]>(block_queries);
+      accounts = std::make_unique_for_overwrite<account_index[]>(block_queries);
+      times = std::make_unique_for_overwrite<timestamp_t[]>(block_queries);
+      answers = std::make_unique_for_overwrite<amount_t[]>(block_queries);
+    }
+  };
+  static_assert(block_queries <= std::size_t{1} << 16, "a block's positions fit 16 bits");
+
+  void answer_block(std::span<const account_index> accounts, std::span<const timestamp_t> times, amount_t* out,
+                    split_block& split) const {
     bool sorted = true;
     for (std::size_t i = 1; i < accounts.size() && sorted; ++i) {
       sorted = accounts[i - 1] < accounts[i] || (accounts[i - 1] == accounts[i] && times[i - 1] <= times[i]);
     }
     // Ledgers without jobs read no slope: the choice is made once a block, not a query.
     if (index_.has_slopes()) {
-      sorted ? answer_sorted<true>(accounts, times, out) : answer_unsorted<true>(accounts, times, out);
+      sorted ? answer_sorted<true>(accounts, times, out) : answer_mixed<true>(accounts, times, out, split);
     } else {
-      sorted ? answer_sorted<false>(accounts, times, out) : answer_unsorted<false>(accounts, times, out);
+      sorted ? answer_sorted<false>(accounts, times, out) : answer_mixed<false>(accounts, times, out, split);
     }
+  }
+
+  bool has_tree(account_index a) const noexcept {
+    return a < index_.account_count() && tree_begin_[a] != tree_begin_[a + 1];
+  }
+
+  template <bool Sloped>
+  void answer_mixed(std::span<const account_index> accounts, std::span<const timestamp_t> times, amount_t* out,
+                    split_block& split) const {
+    const std::size_t n = accounts.size();
+    std::size_t treed = 0;
+    if (!tree_begin_.empty()) {
+      split.make_room();
+      std::size_t plain = n;
+      for (std::size_t i = 0; i < n; ++i) split.at[has_tree(accounts[i]) ? treed++ : --plain] = static_cast<std::uint16_t>(i);
+    }
+    if (treed == 0 || treed == n) {
+      answer_unsorted<Sloped>(accounts, times, out);
+      return;
+    }
+    for (std::size_t k = 0; k < n; ++k) {
+      split.accounts[k] = accounts[split.at[k]];
+      split.times[k] = times[split.at[k]];
+    }
+    const std::span<const account_index> a(split.accounts.get(), n);
+    const std::span<const timestamp_t> t(split.times.get(), n);
+    answer_unsorted<Sloped>(a.first(treed), t.first(treed), split.answers.get());
+    answer_unsorted<Sloped>(a.subspan(treed), t.subspan(treed), split.answers.get() + treed);
+    for (std::size_t k = 0; k < n; ++k) out[split.at[k]] = split.answers[k];
   }
 
   // The balance breakpoint i gives at t: one multiply where jobs draw.
