@@ -13,6 +13,7 @@ them on the giant accounts. Creates bench/.venv-peers (DuckDB, Polars, NumPy) on
 use.
 
     python3 bench/skewed.py --cli build/gpucredit --repeats 5
+    python3 bench/skewed.py --cli build/gpucredit --answers-dir /dev/shm   # without the disk
 """
 import argparse
 import os
@@ -71,6 +72,8 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--keep", help="keep the generated files in this directory")
+    p.add_argument("--answers-dir", help="where every contender writes its answers (default: beside the inputs); "
+                   "a tmpfs such as /dev/shm takes the disk out of the comparison")
     args = p.parse_args()
     cli = os.path.abspath(args.cli)
     ensure_venv()
@@ -92,8 +95,13 @@ def main():
           f"queries {os.path.getsize(q_path) >> 20} MiB")
     print(f"load average before the runs: {os.getloadavg()[0]:.2f}; best and median of {args.repeats}")
 
+    answers_dir = args.answers_dir or tmp
+    os.makedirs(answers_dir, exist_ok=True)
+    if args.answers_dir:
+        print(f"answers written to {answers_dir}")
+
     # gpucredit end to end, with its phases.
-    out = os.path.join(tmp, "out-gpucredit.csv")
+    out = os.path.join(answers_dir, "out-gpucredit.csv")
     runs = []
     for _ in range(args.repeats):
         runs.append(cli_timings(cli, ev_path, q_path, out))
@@ -116,7 +124,7 @@ def main():
     con = duckdb.connect()
     con.register("bp_df", bp)
     con.execute("CREATE TABLE bp AS SELECT account, time, balance FROM bp_df")
-    duck_out = os.path.join(tmp, "out-duckdb.csv")
+    duck_out = os.path.join(answers_dir, "out-duckdb.csv")
 
     def duckdb_e2e():
         con.execute(f"CREATE OR REPLACE TEMP TABLE q AS SELECT * FROM read_csv('{q_path}', header = true, "
@@ -125,7 +133,7 @@ def main():
                     f"ON q.account = bp.account AND q.timestamp >= bp.time ORDER BY q.rowid) TO '{duck_out}' "
                     "(HEADER, DELIMITER ',')")
 
-    polars_out = os.path.join(tmp, "out-polars.csv")
+    polars_out = os.path.join(answers_dir, "out-polars.csv")
 
     def polars_e2e():
         qs = pl.read_csv(q_path, schema={"account": pl.Utf8, "timestamp": pl.Int64}).with_row_index("qid")
@@ -146,7 +154,7 @@ def main():
     answers = pl.read_csv(out, schema_overrides={"balance": pl.Int64})
     read_s = sorted(best_of(1, lambda: pl.read_csv(q_path, schema={"account": pl.Utf8, "timestamp": pl.Int64}))[0]
                     for _ in range(args.repeats))
-    write_s = sorted(best_of(1, lambda: answers.write_csv(os.path.join(tmp, "w.csv")))[0]
+    write_s = sorted(best_of(1, lambda: answers.write_csv(os.path.join(answers_dir, "w.csv")))[0]
                      for _ in range(args.repeats))
 
     med = lambda xs: xs[len(xs) // 2]  # noqa: E731
@@ -159,6 +167,10 @@ def main():
           f"{read_s[0] / phase['read queries']:.2f}x); Polars writes the answers in {write_s[0]:.3f} s "
           f"(gpucredit: {phase['write']:.3f} s, {write_s[0] / phase['write']:.2f}x)")
     print("answers: DuckDB's and Polars' equal to gpucredit's, query for query")
+    if args.answers_dir:
+        for name in ("out-gpucredit.csv", "out-duckdb.csv", "out-polars.csv", "w.csv"):
+            if os.path.exists(os.path.join(answers_dir, name)):
+                os.remove(os.path.join(answers_dir, name))
 
 
 if __name__ == "__main__":
