@@ -101,8 +101,8 @@ class cpu_engine final : public engine::impl {
   // own, and put back in place. Mixed in one group, the tree searches and the plain
   // binary searches over small accounts compete for the cache (`BM_QueriesMixed`: 0.87x
   // the time split; the skewed fleet's query phase 0.31-0.33 s mixed, 0.28-0.29 s split).
-  // Room for one block, made once a part.
-  // (Made when first needed, not zero-filled: a batch of a few queries pays nothing.)
+  // Room for one block, kept for a part's blocks, made when first needed and not
+  // zero-filled (a batch of a few queries pays nothing).
   struct split_block {
     std::unique_ptr<std::uint16_t[]> at;  // the block's queries, those with a tree first
     std::unique_ptr<account_index[]> accounts;
