@@ -97,7 +97,7 @@ int run_balances(const balances_args& args) {
   const std::size_t buffer_size = std::min(batch, queries.size());
   const std::unique_ptr<amount_t[]> buffer = std::make_unique_for_overwrite<amount_t[]>(buffer_size);
   const std::span<amount_t> balances(buffer.get(), buffer_size);
-  double engine_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - resolve_start).count();
+  double query_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - resolve_start).count();
 
   // Every input error is behind us: only now is anything written.
   std::optional<output_file> unpaid_file;
@@ -118,14 +118,14 @@ int run_balances(const balances_args& args) {
     const auto start = std::chrono::steady_clock::now();
     answers.balances(std::span(accounts).subspan(first, count), std::span(queries.timestamp).subspan(first, count),
                      balances.first(count));
-    engine_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    query_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     rows.write(balances.first(count));
   }
   rows.finish();
   out.finish();
   out_file.commit();
   if (unpaid_file) unpaid_file->commit();
-  clock.split_lap("queries", engine_seconds, "write");
+  clock.split_lap("queries", query_seconds, "write");
   return exit_ok;
 }
 
