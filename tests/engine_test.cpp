@@ -8,10 +8,13 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdlib>
 #include <limits>
 #include <optional>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <thread>
 
 #include <csignal>
@@ -99,28 +102,30 @@ TEST(StepIndex, RowOrderDoesNotMatter) {
   }
 }
 
-TEST(StepIndex, PartsOnSeveralCoresGiveEachAccountsBreakpoints) {
-  // Enough rows to be built in parts: every account's slice equals the index of that
-  // account's rows alone.
+TEST(StepIndex, EveryCoreGivesEachAccountsBreakpoints) {
+  // Enough rows to be built on several cores, four accounts holding 40% of them (their
+  // rows cost more each): every account's slice equals the index of its rows alone.
   std::mt19937_64 rng(31);
   std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>> rows;
+  std::vector<std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>>> alone(500);
   for (int i = 0; i < 300000; ++i) {
     const auto b = static_cast<timestamp_t>(rng() % 100000);
-    rows.emplace_back(static_cast<account_index>(rng() % 500), b, b + static_cast<timestamp_t>(rng() % 500),
-                      1 + static_cast<amount_t>(rng() % 9));
+    const auto a = static_cast<account_index>(rng() % 10 < 4 ? rng() % 4 : rng() % 500);
+    const timestamp_t e = b + static_cast<timestamp_t>(rng() % 500);
+    const amount_t v = 1 + static_cast<amount_t>(rng() % 9);
+    rows.emplace_back(a, b, e, v);
+    alone[a].emplace_back(0, b, e, v);
   }
   const step_index all = step_index::build(table_of(rows), 500);
-  for (const account_index a : {0U, 1U, 250U, 498U, 499U}) {
-    std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>> mine;
-    for (const auto& [ra, b, e, v] : rows) {
-      if (ra == a) mine.emplace_back(0, b, e, v);
-    }
-    const step_index alone = step_index::build(table_of(mine), 1);
+  ASSERT_EQ(all.account_count(), 500U);
+  for (account_index a = 0; a < 500; ++a) {
+    const step_index mine = step_index::build(table_of(alone[a]), 1);
     const auto first = static_cast<std::ptrdiff_t>(all.account_offsets[a]);
     const auto last = static_cast<std::ptrdiff_t>(all.account_offsets[a + 1]);
-    EXPECT_EQ(std::vector<timestamp_t>(all.times.begin() + first, all.times.begin() + last), alone.times) << a;
-    EXPECT_EQ(std::vector<amount_t>(all.balances.begin() + first, all.balances.begin() + last), alone.balances) << a;
+    EXPECT_EQ(std::vector<timestamp_t>(all.times.begin() + first, all.times.begin() + last), mine.times) << a;
+    EXPECT_EQ(std::vector<amount_t>(all.balances.begin() + first, all.balances.begin() + last), mine.balances) << a;
   }
+  EXPECT_EQ(all.account_offsets.back(), all.times.size());
 }
 
 TEST(Engine, BatchEqualsSingleQueriesInQueryOrder) {
@@ -578,6 +583,91 @@ TEST(Parallel, HelperThreadsLeaveStopSignalsToTheCaller) {
   EXPECT_TRUE(helper_blocks);
   EXPECT_FALSE(blocks(SIGTERM));
   EXPECT_FALSE(blocks(SIGPIPE)) << "only the signals that ask a process to stop";
+}
+
+// Sizes of ranges for run_with_stealing: mostly small, some empty, a few giants.
+std::vector<std::size_t> skewed_offsets(std::mt19937_64& rng, std::size_t ranges) {
+  std::vector<std::size_t> offsets{0};
+  for (std::size_t r = 0; r < ranges; ++r) {
+    const std::size_t size = rng() % 50 == 0 ? 5000 + rng() % 20000 : rng() % 4 == 0 ? 0 : rng() % 40;
+    offsets.push_back(offsets.back() + size);
+  }
+  return offsets;
+}
+
+TEST(Parallel, StealingTakesEveryRangeOnceAndLaysThemOutInOrder) {
+  std::mt19937_64 rng(5);
+  for (const std::size_t ranges : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{1000}, std::size_t{20000}}) {
+    const std::vector<std::size_t> offsets = skewed_offsets(rng, ranges);
+    for (const std::size_t workers : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{4}, std::size_t{7}}) {
+      std::vector<int> calls(ranges, 0);  // each range's count of calls, written by its one caller
+      std::vector<std::vector<std::size_t>> done(2 * workers);  // ranges each slot got, in order
+      std::size_t stolen = 0;
+      const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, workers);
+      const detail::taken_runs taken = detail::run_with_stealing(
+          offsets, workers, [&](const detail::range_slot& slot, std::size_t first, std::size_t last) {
+            ASSERT_LT(first, last);
+            ASSERT_LT(slot.index, 2 * workers);
+            // Room: an own share's size; none where runs are taken from another's.
+            const std::size_t k = slot.index;
+            EXPECT_EQ(slot.room, k >= workers ? 0 : offsets[cuts[k + 1]] - offsets[cuts[k]]) << k;
+            // The first share is slow: the others finish early and take from its back.
+            if (first < ranges / std::max<std::size_t>(workers, 1)) std::this_thread::sleep_for(std::chrono::microseconds(100));
+            for (std::size_t r = first; r < last; ++r) {
+              ++calls[r];
+              done[slot.index].push_back(r);
+            }
+          });
+      const std::string where = std::to_string(ranges) + " ranges, " + std::to_string(workers) + " workers";
+      EXPECT_EQ(std::count(calls.begin(), calls.end(), 1), static_cast<std::ptrdiff_t>(ranges)) << where;
+      // The runs, taken in `in_order`, cover the ranges in ascending order without gaps.
+      ASSERT_EQ(taken.by_slot.size(), 2 * workers) << where;
+      std::size_t next = 0;
+      std::size_t runs = 0;
+      for (const auto& [s, j] : taken.in_order) {
+        const detail::range_run run = taken.by_slot.at(s).at(j);
+        EXPECT_EQ(run.first, next) << where;
+        next = run.last;
+        ++runs;
+      }
+      EXPECT_EQ(next, ranges) << where;
+      std::size_t listed = 0;
+      for (std::size_t s = 0; s < 2 * workers; ++s) {
+        listed += taken.by_slot[s].size();
+        if (s >= workers) stolen += taken.by_slot[s].size();
+        // What a slot got, it got in the order of its runs, each run ascending.
+        std::vector<std::size_t> from_runs;
+        for (const detail::range_run& run : taken.by_slot[s]) {
+          for (std::size_t r = run.first; r < run.last; ++r) from_runs.push_back(r);
+        }
+        EXPECT_EQ(done[s], from_runs) << where << ", slot " << s;
+      }
+      EXPECT_EQ(runs, listed) << where;
+      if (ranges == 20000 && workers > 1) EXPECT_GT(stolen, 0U) << where << ": the slow share was not helped";
+    }
+  }
+}
+
+TEST(Parallel, StealingReportsTheErrorOfTheLowestRange) {
+  std::mt19937_64 rng(6);
+  const std::vector<std::size_t> offsets = skewed_offsets(rng, 5000);
+  for (int trial = 0; trial < 40; ++trial) {
+    std::vector<std::size_t> bad;
+    for (int i = 0; i < 1 + trial % 4; ++i) bad.push_back(rng() % 5000);
+    const std::size_t lowest = *std::min_element(bad.begin(), bad.end());
+    const std::size_t workers = 1 + static_cast<std::size_t>(trial) % 5;
+    try {
+      (void)detail::run_with_stealing(offsets, workers, [&](const detail::range_slot&, std::size_t first, std::size_t last) {
+        if (trial % 3 == 0 && first % 7 == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+        for (std::size_t r = first; r < last; ++r) {
+          if (std::find(bad.begin(), bad.end(), r) != bad.end()) throw std::runtime_error(std::to_string(r));
+        }
+      });
+      FAIL() << "no error";
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()), std::to_string(lowest)) << "trial " << trial << ", " << workers << " workers";
+    }
+  }
 }
 
 TEST(Engine, BackendNames) {

@@ -12,7 +12,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -481,22 +480,25 @@ struct sorted_row {
 };
 
 // Accounts never interact: a ledger of at least this many events per core is replayed
-// in parts of consecutive accounts, one per core.
+// on every core.
 constexpr std::size_t events_per_part_min = std::size_t{1} << 16;
 
-// Replays accounts [first, last) of the counting-sorted rows into `out`.
-void replay_accounts(const event_table& events, overdraft_policy policy, const std::vector<std::size_t>& offsets,
-                     std::span<const sorted_row> order, std::size_t first, std::size_t last, std::size_t capacity,
-                     ledger_result& out) {
-  // An account never has more interval rows than events (an add opens one stretch, a
-  // use ends at most one partly drawn stretch and opens one): reserving `capacity` rows
-  // takes address space only, so the first part can take the others' rows in place.
+// Reserves `capacity` interval rows in `out`. An account never has more interval rows
+// than events (an add opens one stretch, a use ends at most one partly drawn stretch and
+// opens one), and jobs about two an event. A reservation takes address space only, so
+// slot 0 can take the others' rows in place.
+void reserve_rows(const event_table& events, std::size_t capacity, ledger_result& out) {
   detail::reserve_on_huge_pages(out.intervals.account, capacity);
   detail::reserve_on_huge_pages(out.intervals.credit, capacity);
   detail::reserve_on_huge_pages(out.intervals.begin, capacity);
   detail::reserve_on_huge_pages(out.intervals.end, capacity);
   detail::reserve_on_huge_pages(out.intervals.amount, capacity);
   if (events.has_jobs()) detail::reserve_on_huge_pages(out.intervals.slope, capacity);
+}
+
+// Replays accounts [first, last) of the counting-sorted rows into `out`.
+void replay_accounts(const event_table& events, overdraft_policy policy, const std::vector<std::size_t>& offsets,
+                     std::span<const sorted_row> order, std::size_t first, std::size_t last, ledger_result& out) {
   account_replayer replayer;
   std::vector<account_event> batch;
   // An account's rows lie scattered over the columns (its events interleave with the
@@ -542,11 +544,26 @@ void replay_accounts(const event_table& events, overdraft_policy policy, const s
   }
 }
 
-void append_usage(usage_table& out, usage_table& part) {
-  detail::append_column(out.account, part.account);
-  detail::append_column(out.row, part.row);
-  detail::append_column(out.timestamp, part.timestamp);
-  detail::append_column(out.amount, part.amount);
+// Where a slot's output stood when a run began: each table's size.
+struct ledger_mark {
+  std::size_t intervals = 0;
+  std::size_t shortfalls = 0;
+  std::size_t rejections = 0;
+  std::size_t job_unpaid = 0;
+};
+
+// One column of the slots' tables laid end to end (detail::gather_runs).
+template <class Table, class T>
+void gather_column(ledger_result& out, std::vector<ledger_result>& partial, const detail::taken_runs& taken,
+                   const std::vector<std::vector<ledger_mark>>& marks, Table ledger_result::*table,
+                   std::size_t ledger_mark::*size, std::vector<T> Table::*column) {
+  detail::gather_runs(
+      out.*table.*column, taken, [&](std::size_t s) -> std::vector<T>& { return partial[s].*table.*column; },
+      [&](std::size_t s, std::size_t j) { return marks[s][j].*size; });
+}
+
+ledger_mark mark_of(const ledger_result& r) {
+  return {r.intervals.size(), r.shortfalls.size(), r.rejections.size(), r.job_unpaid.size()};
 }
 
 }  // namespace
@@ -607,44 +624,65 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   cursor.clear();
   const std::span<const sorted_row> order(sorted.get(), event_count);
 
-  // Parts of consecutive accounts, one per core. The first error in account order is
-  // the one reported, whichever part finds it first.
-  const std::size_t parts = account_count == 0 ? 1 : detail::part_count(event_count, events_per_part_min);
-  const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, parts);
-  std::vector<ledger_result> partial(parts);
-  detail::run_parts(parts, [&](std::size_t k) {
-    const std::size_t own = offsets[cuts[k + 1]] - offsets[cuts[k]];
-    // Jobs draw in runs that cross credits: about two rows an event (the job fleet month
-    // has 1.7); a reservation is address space until rows are written.
-    const std::size_t rows_per_event = events.has_jobs() ? 2 : 1;
-    replay_accounts(events, policy, offsets, order, cuts[k], cuts[k + 1],
-                    rows_per_event * (k == 0 ? event_count : own), partial[k]);
-  });
+  // Accounts on every core, each core a share of about equal size; a core done with its
+  // share takes accounts from the back of another's (a giant account's events cost more
+  // each than a small one's, so equal shares of events need not end together). The
+  // first error in account order is the one reported, whichever core finds it first.
+  const std::size_t workers = account_count == 0 ? 1 : detail::part_count(event_count, events_per_part_min);
+  if (workers == 1) {
+    ledger_result out;
+    out.account_count = account_count;
+    out.policy = policy;
+    reserve_rows(events, (events.has_jobs() ? 2 : 1) * event_count, out);
+    replay_accounts(events, policy, offsets, order, 0, account_count, out);
+    return out;
+  }
+  std::vector<ledger_result> partial(2 * workers);
+  std::vector<std::vector<ledger_mark>> marks(2 * workers);
+  const std::size_t rows_per_event = events.has_jobs() ? 2 : 1;
+  const detail::taken_runs taken = detail::run_with_stealing(
+      offsets, workers, [&](const detail::range_slot& slot, std::size_t first, std::size_t last) {
+        ledger_result& mine = partial[slot.index];
+        if (marks[slot.index].empty()) reserve_rows(events, rows_per_event * (slot.index == 0 ? event_count : slot.room), mine);
+        marks[slot.index].push_back(mark_of(mine));
+        replay_accounts(events, policy, offsets, order, first, last, mine);
+      });
 
-  // The other parts' rows follow the first part's, in account order.
+  // Slot 0's runs come first and stay in place; the others' follow in account order.
+  // Slopes: a column only where some slot has one (the others' rows are level).
+  const bool sloped = std::any_of(partial.begin(), partial.end(),
+                                  [](const ledger_result& r) { return r.intervals.has_slopes(); });
+  for (std::size_t s = 0; s < partial.size(); ++s) {
+    interval_table& iv = partial[s].intervals;
+    if (sloped && !iv.has_slopes()) iv.slope.assign(iv.size(), 0);
+    marks[s].push_back(mark_of(partial[s]));  // where the last run ends
+  }
   ledger_result out = std::move(partial[0]);
   out.account_count = account_count;
   out.policy = policy;
-  for (std::size_t k = 1; k < parts; ++k) {
-    interval_table& part = partial[k].intervals;
-    // Slopes: a column only where some part has one (the others' rows are level).
-    if (part.has_slopes() && !out.intervals.has_slopes()) out.intervals.slope.assign(out.intervals.size(), 0);
-    if (out.intervals.has_slopes() && !part.has_slopes()) part.slope.assign(part.size(), 0);
-    detail::append_column(out.intervals.account, part.account);
-    detail::append_column(out.intervals.credit, part.credit);
-    detail::append_column(out.intervals.begin, part.begin);
-    detail::append_column(out.intervals.end, part.end);
-    detail::append_column(out.intervals.amount, part.amount);
-    detail::append_column(out.intervals.slope, part.slope);
-    append_usage(out.shortfalls, partial[k].shortfalls);
-    append_usage(out.rejections, partial[k].rejections);
-    unpaid_ticks& ticks = partial[k].job_unpaid;
-    detail::append_column(out.job_unpaid.account, ticks.account);
-    detail::append_column(out.job_unpaid.row, ticks.row);
-    detail::append_column(out.job_unpaid.first, ticks.first);
-    detail::append_column(out.job_unpaid.last, ticks.last);
-    detail::append_column(out.job_unpaid.per_tick, ticks.per_tick);
+  // A column at a time: at most one column is held twice.
+  using iv = interval_table;
+  using usage = usage_table;
+  using unpaid = unpaid_ticks;
+  for (auto column : {&iv::begin, &iv::end, &iv::amount}) {
+    gather_column(out, partial, taken, marks, &ledger_result::intervals, &ledger_mark::intervals, column);
   }
+  if (sloped) gather_column(out, partial, taken, marks, &ledger_result::intervals, &ledger_mark::intervals, &iv::slope);
+  gather_column(out, partial, taken, marks, &ledger_result::intervals, &ledger_mark::intervals, &iv::account);
+  gather_column(out, partial, taken, marks, &ledger_result::intervals, &ledger_mark::intervals, &iv::credit);
+  for (auto [table, size] : {std::pair(&ledger_result::shortfalls, &ledger_mark::shortfalls),
+                             std::pair(&ledger_result::rejections, &ledger_mark::rejections)}) {
+    gather_column(out, partial, taken, marks, table, size, &usage::account);
+    gather_column(out, partial, taken, marks, table, size, &usage::row);
+    gather_column(out, partial, taken, marks, table, size, &usage::timestamp);
+    gather_column(out, partial, taken, marks, table, size, &usage::amount);
+  }
+  const auto unpaid_table = &ledger_result::job_unpaid;
+  const auto unpaid_size = &ledger_mark::job_unpaid;
+  gather_column(out, partial, taken, marks, unpaid_table, unpaid_size, &unpaid::account);
+  gather_column(out, partial, taken, marks, unpaid_table, unpaid_size, &unpaid::row);
+  for (auto column : {&unpaid::first, &unpaid::last}) gather_column(out, partial, taken, marks, unpaid_table, unpaid_size, column);
+  gather_column(out, partial, taken, marks, unpaid_table, unpaid_size, &unpaid::per_tick);
   return out;
 }
 

@@ -1,6 +1,6 @@
 // The step index: built per account from the interval table (deltas at begin and after
-// end, each credit's runs of deltas merged, equal times merged, prefix-summed), in parts
-// of consecutive accounts on every core.
+// end, each credit's runs of deltas merged, equal times merged, prefix-summed), on every
+// core.
 #include "cpu/query/step_index.hpp"
 
 #include <algorithm>
@@ -121,16 +121,25 @@ void add_deltas(const interval_table& intervals, std::size_t row, std::vector<De
   }
 }
 
-// Appends the breakpoints of accounts [first, last) to `part`.
+// What building keeps from one account to the next (its buffers' room). One a core,
+// each on its own cache lines: the cores update them all the time.
 template <class Delta>
-void build_accounts(const interval_table& intervals, const std::vector<std::size_t>& offsets,
-                    const std::vector<std::size_t>& order, bool grouped, std::size_t first, std::size_t last,
-                    step_index& part) {
+struct alignas(64) build_scratch {
   std::vector<Delta> deltas;
   std::vector<Delta> scratch;
   std::vector<std::size_t> runs;
+};
+
+// Appends the breakpoints of accounts [first, last) to `part`, and where each begins.
+template <class Delta>
+void build_accounts(const interval_table& intervals, const std::vector<std::size_t>& offsets,
+                    const std::vector<std::size_t>& order, bool grouped, std::size_t first, std::size_t last,
+                    build_scratch<Delta>& room, step_index& part) {
+  std::vector<Delta>& deltas = room.deltas;
+  std::vector<Delta>& scratch = room.scratch;
+  std::vector<std::size_t>& runs = room.runs;
   for (std::size_t a = first; a < last; ++a) {
-    part.account_offsets[a - first] = part.times.size();
+    part.account_offsets.push_back(part.times.size());
     deltas.clear();
     for (std::size_t i = offsets[a]; i < offsets[a + 1]; ++i) add_deltas(intervals, grouped ? i : order[i], deltas);
     sort_deltas(deltas, scratch, runs);
@@ -157,38 +166,78 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
     for (std::size_t row = 0; row < n; ++row) order[cursor[intervals.account[row]]++] = row;
   }
 
-  // Accounts are independent: parts of consecutive accounts build their breakpoints on
-  // their own cores, then the parts are laid end to end.
-  const std::size_t parts = account_count == 0 ? 1 : detail::part_count(n, intervals_per_part_min);
-  const std::vector<std::size_t> cuts = detail::balanced_cuts(offsets, parts);
   const bool sloped = intervals.has_slopes();
-  std::vector<step_index> partial(parts);
-  detail::run_parts(parts, [&](std::size_t k) {
-    step_index& part = partial[k];
-    // At most two breakpoints a row. A reservation is address space until written, so
-    // the first part reserves room for every part's and takes the others' in place:
-    // the index is written once and copied at most once, never zero-filled.
-    const std::size_t rows = k == 0 ? n : offsets[cuts[k + 1]] - offsets[cuts[k]];
-    part.account_offsets.reserve(k == 0 ? account_count + 1 : cuts[k + 1] - cuts[k]);
-    part.account_offsets.resize(cuts[k + 1] - cuts[k]);
+  // At most two breakpoints a row. A reservation is address space until written, so the
+  // first worker reserves room for every row and takes the others' runs in place: the
+  // index is written once and copied at most once, never zero-filled.
+  auto reserve = [&](step_index& part, std::size_t accounts, std::size_t rows) {
+    part.account_offsets.reserve(accounts);
     detail::reserve_on_huge_pages(part.times, 2 * rows);
     detail::reserve_on_huge_pages(part.balances, 2 * rows);
+    if (sloped) detail::reserve_on_huge_pages(part.slopes, 2 * rows);
+  };
+  const std::size_t workers = account_count == 0 ? 1 : detail::part_count(n, intervals_per_part_min);
+  std::vector<build_scratch<sloped_delta>> sloped_scratch(sloped ? 2 * workers : 0);
+  std::vector<build_scratch<delta>> level_scratch(sloped ? 0 : 2 * workers);
+  auto build_run = [&](std::size_t slot, step_index& part, std::size_t first, std::size_t last) {
     if (sloped) {
-      detail::reserve_on_huge_pages(part.slopes, 2 * rows);
-      build_accounts<sloped_delta>(intervals, offsets, order, grouped, cuts[k], cuts[k + 1], part);
+      build_accounts(intervals, offsets, order, grouped, first, last, sloped_scratch[slot], part);
     } else {
-      build_accounts<delta>(intervals, offsets, order, grouped, cuts[k], cuts[k + 1], part);
+      build_accounts(intervals, offsets, order, grouped, first, last, level_scratch[slot], part);
     }
-  });
-  step_index index = std::move(partial[0]);
-  for (std::size_t k = 1; k < parts; ++k) {
-    step_index& part = partial[k];
-    const std::size_t at = index.times.size();
-    for (const std::uint64_t offset : part.account_offsets) index.account_offsets.push_back(at + offset);
-    detail::append_column(index.times, part.times);
-    detail::append_column(index.balances, part.balances);
-    detail::append_column(index.slopes, part.slopes);
+  };
+  if (workers == 1) {
+    step_index index;
+    reserve(index, account_count + 1, n);
+    build_run(0, index, 0, account_count);
+    index.account_offsets.push_back(index.times.size());
+    return index;
   }
+
+  // Accounts are independent: every core builds breakpoints, each core a share of about
+  // equal size; a core done with its share takes accounts from the back of another's (a
+  // giant account's rows cost more each: longer sorts). Then the slots' runs are laid
+  // end to end in account order.
+  std::vector<step_index> partial(2 * workers);
+  std::vector<std::vector<std::size_t>> marks(2 * workers);  // where each run's breakpoints begin
+  const detail::taken_runs taken = detail::run_with_stealing(
+      offsets, workers, [&](const detail::range_slot& slot, std::size_t first, std::size_t last) {
+        step_index& part = partial[slot.index];
+        if (marks[slot.index].empty()) {
+          if (slot.index == 0) {
+            reserve(part, account_count + 1, n);
+          } else if (slot.room != 0) {
+            reserve(part, 0, slot.room);
+          }
+        }
+        marks[slot.index].push_back(part.times.size());
+        build_run(slot.index, part, first, last);
+      });
+  for (std::size_t s = 0; s < partial.size(); ++s) marks[s].push_back(partial[s].times.size());  // where the last run ends
+
+  // Each account's offset, shifted to where its run lands; then the breakpoints, a column
+  // at a time (at most one is held twice).
+  step_index index = std::move(partial[0]);
+  std::size_t at = index.times.size();
+  std::vector<std::vector<std::size_t>> run_accounts(partial.size());  // where each run's accounts begin in account_offsets
+  for (std::size_t s = 1; s < partial.size(); ++s) {
+    std::size_t next = 0;
+    for (const detail::range_run& run : taken.by_slot[s]) {
+      run_accounts[s].push_back(next);
+      next += run.last - run.first;
+    }
+  }
+  for (const auto& [s, j] : taken.in_order) {
+    if (s == 0) continue;
+    const detail::range_run& run = taken.by_slot[s][j];
+    const std::uint64_t* offset = partial[s].account_offsets.data() + run_accounts[s][j];
+    for (std::size_t a = 0; a < run.last - run.first; ++a) index.account_offsets.push_back(at + offset[a] - marks[s][j]);
+    at += marks[s][j + 1] - marks[s][j];
+  }
+  auto mark_of = [&](std::size_t s, std::size_t j) { return marks[s][j]; };
+  detail::gather_runs(index.times, taken, [&](std::size_t s) -> auto& { return partial[s].times; }, mark_of);
+  detail::gather_runs(index.balances, taken, [&](std::size_t s) -> auto& { return partial[s].balances; }, mark_of);
+  if (sloped) detail::gather_runs(index.slopes, taken, [&](std::size_t s) -> auto& { return partial[s].slopes; }, mark_of);
   index.account_offsets.push_back(index.times.size());
   return index;
 }
