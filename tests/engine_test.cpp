@@ -643,7 +643,9 @@ TEST(Parallel, StealingTakesEveryRangeOnceAndLaysThemOutInOrder) {
         EXPECT_EQ(done[s], from_runs) << where << ", slot " << s;
       }
       EXPECT_EQ(runs, listed) << where;
-      if (ranges == 20000 && workers > 1) EXPECT_GT(stolen, 0U) << where << ": the slow share was not helped";
+      if (ranges == 20000 && workers > 1) {
+        EXPECT_GT(stolen, 0U) << where << ": the slow share was not helped";
+      }
     }
   }
 }

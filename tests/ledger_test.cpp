@@ -291,7 +291,9 @@ TEST(Ledger, EveryCoreGivesTheRowsOfEachAccountAlone) {
       const auto mine = got.find(account);
       const auto theirs = want.find(account);
       ASSERT_EQ(mine == got.end(), theirs == want.end()) << account;
-      if (theirs != want.end()) EXPECT_EQ(mine->second, theirs->second) << account;
+      if (theirs != want.end()) {
+        EXPECT_EQ(mine->second, theirs->second) << account;
+      }
       ++compared;
     }
     EXPECT_EQ(compared, all.accounts.size());
