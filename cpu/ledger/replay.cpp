@@ -629,17 +629,17 @@ ledger_result replay(const event_table& events, overdraft_policy policy) {
   // each than a small one's, so equal shares of events need not end together). The
   // first error in account order is the one reported, whichever core finds it first.
   const std::size_t workers = account_count == 0 ? 1 : detail::part_count(event_count, events_per_part_min);
+  const std::size_t rows_per_event = events.has_jobs() ? 2 : 1;
   if (workers == 1) {
     ledger_result out;
     out.account_count = account_count;
     out.policy = policy;
-    reserve_rows(events, (events.has_jobs() ? 2 : 1) * event_count, out);
+    reserve_rows(events, rows_per_event * event_count, out);
     replay_accounts(events, policy, offsets, order, 0, account_count, out);
     return out;
   }
   std::vector<ledger_result> partial(2 * workers);
   std::vector<std::vector<ledger_mark>> marks(2 * workers);
-  const std::size_t rows_per_event = events.has_jobs() ? 2 : 1;
   const detail::taken_runs taken = detail::run_with_stealing(
       offsets, workers, [&](const detail::range_slot& slot, std::size_t first, std::size_t last) {
         ledger_result& mine = partial[slot.index];

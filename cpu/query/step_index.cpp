@@ -199,7 +199,12 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
   // giant account's rows cost more each: longer sorts). Then the slots' runs are laid
   // end to end in account order.
   std::vector<step_index> partial(2 * workers);
-  std::vector<std::vector<std::size_t>> marks(2 * workers);  // where each run's breakpoints begin
+  // Where each run's breakpoints and account offsets begin in its slot.
+  struct mark {
+    std::size_t breakpoints;
+    std::size_t accounts;
+  };
+  std::vector<std::vector<mark>> marks(2 * workers);
   const detail::taken_runs taken = detail::run_with_stealing(
       offsets, workers, [&](const detail::range_slot& slot, std::size_t first, std::size_t last) {
         step_index& part = partial[slot.index];
@@ -210,31 +215,27 @@ step_index step_index::build(const interval_table& intervals, std::size_t accoun
             reserve(part, 0, slot.room);
           }
         }
-        marks[slot.index].push_back(part.times.size());
+        marks[slot.index].push_back({part.times.size(), part.account_offsets.size()});
         build_run(slot.index, part, first, last);
       });
-  for (std::size_t s = 0; s < partial.size(); ++s) marks[s].push_back(partial[s].times.size());  // where the last run ends
+  for (std::size_t s = 0; s < partial.size(); ++s) {
+    marks[s].push_back({partial[s].times.size(), partial[s].account_offsets.size()});  // where the last run ends
+  }
 
   // Each account's offset, shifted to where its run lands; then the breakpoints, a column
   // at a time (at most one is held twice).
   step_index index = std::move(partial[0]);
   std::size_t at = index.times.size();
-  std::vector<std::vector<std::size_t>> run_accounts(partial.size());  // where each run's accounts begin in account_offsets
-  for (std::size_t s = 1; s < partial.size(); ++s) {
-    std::size_t next = 0;
-    for (const detail::range_run& run : taken.by_slot[s]) {
-      run_accounts[s].push_back(next);
-      next += run.last - run.first;
-    }
-  }
   for (const auto& [s, j] : taken.in_order) {
     if (s == 0) continue;
-    const detail::range_run& run = taken.by_slot[s][j];
-    const std::uint64_t* offset = partial[s].account_offsets.data() + run_accounts[s][j];
-    for (std::size_t a = 0; a < run.last - run.first; ++a) index.account_offsets.push_back(at + offset[a] - marks[s][j]);
-    at += marks[s][j + 1] - marks[s][j];
+    const mark& from = marks[s][j];
+    const mark& to = marks[s][j + 1];
+    for (std::size_t a = from.accounts; a < to.accounts; ++a) {
+      index.account_offsets.push_back(at + partial[s].account_offsets[a] - from.breakpoints);
+    }
+    at += to.breakpoints - from.breakpoints;
   }
-  auto mark_of = [&](std::size_t s, std::size_t j) { return marks[s][j]; };
+  auto mark_of = [&](std::size_t s, std::size_t j) { return marks[s][j].breakpoints; };
   detail::gather_runs(index.times, taken, [&](std::size_t s) -> auto& { return partial[s].times; }, mark_of);
   detail::gather_runs(index.balances, taken, [&](std::size_t s) -> auto& { return partial[s].balances; }, mark_of);
   if (sloped) detail::gather_runs(index.slopes, taken, [&](std::size_t s) -> auto& { return partial[s].slopes; }, mark_of);
