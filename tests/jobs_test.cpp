@@ -254,17 +254,47 @@ std::vector<amount_t> balances_of(const std::vector<naive_event>& events, int ac
   return out;
 }
 
-std::vector<std::tuple<std::string, timestamp_t, timestamp_t, amount_t, amount_t>> rows_of(
-    const std::vector<naive_event>& events, overdraft_policy policy) {
+// Every interval row, its credit named by its account and its place among the adds (not
+// by its arrival row, which moves when jobs are cut into several), sorted (accounts are
+// numbered by first appearance, which a job of no ticks changes): two ledgers whose adds
+// are the same have comparable rows.
+using row_tuple = std::tuple<std::string, timestamp_t, timestamp_t, amount_t, amount_t>;
+std::vector<row_tuple> rows_of(const std::vector<naive_event>& events, overdraft_policy policy) {
   const event_table table = to_table(events);
   const ledger_result r = replay(table, policy);
-  std::vector<std::tuple<std::string, timestamp_t, timestamp_t, amount_t, amount_t>> rows;
+  std::vector<std::size_t> add_number(events.size(), 0);
+  for (std::size_t k = 0, adds = 0; k < events.size(); ++k) {
+    add_number[k] = adds;
+    adds += events[k].kind == op::add ? 1U : 0U;
+  }
+  std::vector<row_tuple> rows;
   for (std::size_t i = 0; i < r.intervals.size(); ++i) {
-    rows.emplace_back(std::string(table.accounts[r.intervals.account[i]]) + "/" +
-                          std::to_string(r.intervals.credit[i]),
+    rows.emplace_back(std::string(table.accounts[r.intervals.account[i]]) + "/add-" +
+                          std::to_string(add_number[r.intervals.credit[i]]),
                       r.intervals.begin[i], r.intervals.end[i], r.intervals.amount[i], r.intervals.slope_of(i));
   }
+  std::sort(rows.begin(), rows.end());
   return rows;
+}
+
+std::string describe(const std::vector<naive_event>& events, const std::vector<row_tuple>& rows) {
+  std::string text;
+  for (const naive_event& e : events) {
+    text += (e.kind == op::add ? "add" : e.kind == op::use ? "use" : "run") + std::string(" a") +
+            std::to_string(e.account) + " t" + std::to_string(e.timestamp) + " v" + std::to_string(e.amount) + " x" +
+            std::to_string(e.expiration) + "\n";
+  }
+  for (const auto& [credit, begin, end, amount, slope] : rows) {
+    text += credit + " [" + std::to_string(begin) + "," + std::to_string(end) + "] " + std::to_string(amount) +
+            " slope " + std::to_string(slope) + "\n";
+  }
+  return text;
+}
+
+bool overflows(const std::vector<naive_event>& events, int accounts, overdraft_policy policy) {
+  bool overflow = false;
+  for (int a = 0; a < accounts; ++a) overflow |= test::naive_at(events, a, timestamp_max, policy).overflow;
+  return overflow;
 }
 
 TEST(JobsMetamorphic, AJobSplitInTwoAnswersTheSame) {
@@ -285,28 +315,93 @@ TEST(JobsMetamorphic, AJobSplitInTwoAnswersTheSame) {
       split[k].expiration = m;
       split.insert(split.begin() + static_cast<std::ptrdiff_t>(k) + 1, second);
       for (const overdraft_policy policy : {overdraft_policy::drain, overdraft_policy::reject}) {
-        bool overflow = false;
-        for (int a = 0; a < accounts; ++a) overflow |= test::naive_at(events, a, timestamp_max, policy).overflow;
-        if (overflow) continue;
+        if (overflows(events, accounts, policy)) continue;
         const std::vector<timestamp_t> times = probe_times(events);
         ASSERT_EQ(balances_of(events, accounts, policy, times), balances_of(split, accounts, policy, times))
             << "case " << i;
-        const auto whole_rows = rows_of(events, policy);
-        const auto split_rows = rows_of(split, policy);
-        if (whole_rows.size() != split_rows.size()) {
-          for (const naive_event& e : split) {
-            std::fprintf(stderr, "ev %d a%d t%ld v%ld x%ld\n", static_cast<int>(e.kind), e.account, e.timestamp, e.amount, e.expiration);
-          }
-          for (const auto& [c, b, en, v, sl] : whole_rows) std::fprintf(stderr, "W %s [%ld,%ld] %ld %ld\n", c.c_str(), b, en, v, sl);
-          for (const auto& [c, b, en, v, sl] : split_rows) std::fprintf(stderr, "S %s [%ld,%ld] %ld %ld\n", c.c_str(), b, en, v, sl);
-        }
-        ASSERT_EQ(whole_rows.size(), split_rows.size()) << "case " << i << " policy " << static_cast<int>(policy);
+        const std::vector<row_tuple> whole_rows = rows_of(events, policy);
+        const std::vector<row_tuple> split_rows = rows_of(split, policy);
+        ASSERT_EQ(whole_rows, split_rows) << "case " << i << " policy " << static_cast<int>(policy) << "\nwhole:\n"
+                                          << describe(events, whole_rows) << "split:\n"
+                                          << describe(split, split_rows);
         ++splits;
       }
       break;
     }
   }
   EXPECT_GT(splits, 500U);
+}
+
+TEST(JobsMetamorphic, JobsCutIntoOneTickJobsGiveTheSameRows) {
+  // Every job replaced by its ticks, each a job of one tick arriving where the job did:
+  // the holding of every credit is the same at every time, so the maximal rows are too.
+  std::size_t cut = 0;
+  for (const job_profile& profile : {small_jobs, busy_jobs}) {
+    for (int i = 0; i < 800; ++i) {
+      std::mt19937_64 rng(base_seed() * 29 + static_cast<std::uint64_t>(i));
+      int accounts = 0;
+      const std::vector<naive_event> events = make_case(rng, profile, accounts);
+      std::vector<naive_event> ticks;
+      for (const naive_event& e : events) {
+        if (e.kind != op::run) {
+          ticks.push_back(e);
+          continue;
+        }
+        for (timestamp_t k = 0; k < e.expiration; ++k) {
+          naive_event one = e;
+          one.timestamp = e.timestamp + k;
+          one.expiration = 1;
+          ticks.push_back(one);
+        }
+      }
+      for (const overdraft_policy policy : {overdraft_policy::drain, overdraft_policy::reject}) {
+        if (overflows(events, accounts, policy)) continue;
+        const std::vector<timestamp_t> times = probe_times(events);
+        ASSERT_EQ(balances_of(events, accounts, policy, times), balances_of(ticks, accounts, policy, times))
+            << "case " << i;
+        const std::vector<row_tuple> whole_rows = rows_of(events, policy);
+        const std::vector<row_tuple> tick_rows = rows_of(ticks, policy);
+        ASSERT_EQ(whole_rows, tick_rows) << "case " << i << " policy " << static_cast<int>(policy) << "\njobs:\n"
+                                         << describe(events, whole_rows) << "ticks:\n"
+                                         << describe(ticks, tick_rows);
+        ++cut;
+      }
+    }
+  }
+  EXPECT_GT(cut, 2000U);
+}
+
+TEST(JobsRows, ARowTakesTheFirstTimeOfTheNextWhenOnlyThatIsOnItsLine) {
+  // One credit of 49 on [1, 20]; jobs of rate 6 at 11 and 12 (as one job of two ticks, or
+  // two of one) and of rate 4 from 14 to 20. A credit of 5 on [5, 15] ends sooner and pays
+  // 5 of tick 11. The big credit holds 49 to 10, then 48, 42, 42, 38, 34, ..., 14: two
+  // lines, 48 - 6 (t - 11) on [11, 12] and 42 - 4 (t - 13) on [13, 20], however the ticks
+  // at 11 and 12 are grouped.
+  auto add = [](timestamp_t t, amount_t amount, timestamp_t expiration) {
+    return naive_event{op::add, 0, t, amount, expiration};
+  };
+  auto run = [](timestamp_t t, amount_t rate, timestamp_t ticks) { return naive_event{op::run, 0, t, rate, ticks}; };
+  const std::vector<std::vector<naive_event>> groupings = {
+      {add(5, 5, 10), run(11, 6, 2), add(1, 49, 19), run(14, 4, 7)},
+      {add(5, 5, 10), run(11, 6, 1), run(12, 6, 1), add(1, 49, 19), run(14, 4, 7)},
+  };
+  const std::vector<row_tuple> want = {
+      {"acct-0/add-0", 5, 10, 5, 0},   {"acct-0/add-1", 1, 10, 49, 0},
+      {"acct-0/add-1", 11, 12, 48, 6}, {"acct-0/add-1", 13, 20, 42, 4},
+  };
+  for (const std::vector<naive_event>& events : groupings) {
+    const std::vector<row_tuple> got = rows_of(events, overdraft_policy::drain);
+    EXPECT_EQ(got, want) << describe(events, got);
+  }
+  // The same draws as plain uses keep the rows of SPEC section 5: a use ends a row.
+  const std::vector<naive_event> uses = {add(5, 5, 10), naive_event{op::use, 0, 11, 6, 0},
+                                         naive_event{op::use, 0, 12, 6, 0}, add(1, 49, 19), run(14, 4, 7)};
+  const std::vector<row_tuple> got = rows_of(uses, overdraft_policy::drain);
+  const std::vector<row_tuple> want_uses = {
+      {"acct-0/add-0", 5, 10, 5, 0},  {"acct-0/add-1", 1, 10, 49, 0},   {"acct-0/add-1", 11, 11, 48, 0},
+      {"acct-0/add-1", 12, 13, 42, 0}, {"acct-0/add-1", 14, 20, 38, 4},
+  };
+  EXPECT_EQ(got, want_uses) << describe(uses, got);
 }
 
 TEST(JobsMetamorphic, AOneTickJobIsAUse) {

@@ -199,28 +199,42 @@ class heap_credits {
   }
   // Joins a credit's consecutive rows where only job ticks changed its holding and the
   // holding goes on along one line: rows end only where the line changes (SPEC section
-  // 10). A use or an add at a row's begin keeps it apart.
+  // 10). A use or an add at a row's begin keeps it apart. The rows are taken from the
+  // left, each as long as the holding stays on its line, time by time: a row of one time
+  // takes its slope from the next time's holding, and when a row's line reaches only the
+  // first time of the next row, it takes that time and the next row starts one later.
+  // A row of one time has slope 0. So the rows depend on the holding alone, not on how the ticks were grouped into
+  // jobs (one job of n ticks, or n jobs of one tick, give the same rows).
   void merge_collinear() requires Jobs {
     std::size_t out = 0;
     for (std::size_t i = 0; i < rows_.size(); ++i) {
-      const closed_row& q = rows_[i];
+      closed_row q = rows_[i];
       if (out > 0) {
         closed_row& p = rows_[out - 1];
         if (q.job_start && p.credit == q.credit && p.end != timestamp_max && q.begin == p.end + 1) {
           const bool p_point = p.begin == p.end;
-          const bool q_point = q.begin == q.end;
-          const amount_t s = !p_point ? p.slope : !q_point ? q.slope : p.amount - q.amount;
+          const amount_t s = p_point ? p.amount - q.amount : p.slope;
           const total_t at_q = total_t{p.amount} - total_t{s} * (total_t{q.begin} - p.begin);
-          if (s >= 0 && (p_point || p.slope == s) && (q_point || q.slope == s) && at_q == q.amount) {
-            p.end = q.end;
+          if (s >= 0 && at_q == q.amount) {
             p.slope = s;
-            continue;
+            if (q.begin == q.end || q.slope == s) {  // all of q is on p's line
+              p.end = q.end;
+              continue;
+            }
+            p.end = q.begin;  // q's first time only: the rest of q starts a row
+            q.amount -= q.slope;
+            q.begin += 1;
           }
         }
       }
       rows_[out++] = q;
     }
     rows_.resize(out);
+    // A row of one time draws nothing after its begin: its slope is 0, whichever job drew
+    // at that time.
+    for (closed_row& r : rows_) {
+      if (r.begin == r.end) r.slope = 0;
+    }
   }
 
   std::vector<credit> heap_;
