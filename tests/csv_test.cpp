@@ -84,6 +84,10 @@ TEST(CsvRead, Refusals) {
   EXPECT_EQ(events_refusal(""), std::make_pair(std::uint64_t{0}, std::string("missing header line '") +
                                                                       std::string(events_header) + "'"));
   EXPECT_EQ(events_refusal("op,account,timestamp,amount\n").first, 1U);
+  // Only empty lines: no header, on line 1, as the file reader says (a file with no
+  // bytes at all names no line).
+  EXPECT_EQ(events_refusal("\n").first, 1U);
+  EXPECT_EQ(events_refusal("\r\n\n").first, 1U);
   EXPECT_EQ(events_refusal(header + "add,a,g,1,5\n"), std::make_pair(std::uint64_t{2}, std::string("expected 6 fields, got 5")));
   EXPECT_EQ(events_refusal(header + "add,a,g,1,5,10,7\n").second, "expected 6 fields, got 7");
   EXPECT_EQ(events_refusal(header + "refund,a,g,1,5,10\n").second, "unknown op 'refund'");
@@ -244,8 +248,9 @@ TEST(CsvRead, ReadingOnEveryCoreGivesTheOnePassTableOrError) {
         // group at a time, and the first bad line must still be the one reported.
         const char* defects[] = {"add,a,b,1,2\n",          "add,a\"b,c,1,2,3\n",       "use,a,,x,1,\n",
                                  "add,\"a,c,1,2,3\n",       "bogus,a,c,1,2,3\n",       "add,a,c,1,2,3\rx\n",
-                                 "add,a,neg,1,-2,3\n",      "run,a,j,1,-1,2\n",        "add,a,neg,1,-2,3\nuse,a,,x,1,\n"};
-        text += defects[rng() % 9];
+                                 "add,a,neg,1,-2,3\n",      "run,a,j,1,-1,2\n",        "add,a,neg,1,-2,3\nuse,a,,x,1,\n",
+                                 "run,a,j,1,-1,2\nadd,a,c,1,2,3\rx\n", "use,a,,1,-1,\nadd,a\"b,c,1,2,3\n"};
+        text += defects[rng() % 11];
       }
       queries += name + "," + std::to_string(static_cast<std::int64_t>(rng() % 200) - 50) + end;
     }
@@ -258,6 +263,40 @@ TEST(CsvRead, ReadingOnEveryCoreGivesTheOnePassTableOrError) {
                                 "queries round " + std::to_string(round));
     if (HasFatalFailure()) return;
   }
+  test::fs::remove_all(dir);
+}
+
+TEST(CsvRead, AnErrorFoundWhenApplyingComesBeforeARecordThatCannotBeRead) {
+  // A record read fine but refused when applied (a negative amount), then, a few lines
+  // on, one that cannot be read at all (a bare CR, a stray quote): records are applied
+  // a group at a time, and the first bad line is still the one reported, in one pass
+  // and on every core, for events and for queries.
+  const test::fs::path dir = test::scratch_dir("csv-apply-then-read");
+  for (const std::string unreadable : {"add,a,c,1,2,3\rx\n", "add,a\"b,c,1,2,3\n", "add,a,\"c\"x,1,2,3\n"}) {
+    std::string text = std::string(events_header) + "\n";
+    for (int i = 0; i < 40; ++i) text += "add,org-" + std::to_string(i) + ",c,1,5,10\n";
+    text += "use,org-1,,2,-1,\n";  // line 42
+    for (int i = 0; i < 5; ++i) text += "use,org-2,,3,1,\n";
+    text += unreadable;  // line 48
+    for (int i = 0; i < 40; ++i) text += "add,org-" + std::to_string(i) + ",c,1,5,10\n";
+    test::write_file(dir / "events.csv", text);
+    const std::string path = (dir / "events.csv").string();
+    try {
+      read_events(dir / "events.csv");
+      ADD_FAILURE() << "read";
+    } catch (const input_error& e) {
+      EXPECT_EQ(std::string(e.what()), path + ":42: negative amount");
+    }
+    expect_parallel_reads_agree(dir / "events.csv", [](const test::fs::path& p) { return describe(read_events(p)); },
+                                "events with " + unreadable);
+  }
+  std::string queries = "account,timestamp\n";
+  for (int i = 0; i < 40; ++i) queries += "org-" + std::to_string(i) + ",5\n";
+  queries += "org-1,x\n";          // line 42: not an integer
+  queries += "org-\"2\",5\n";     // line 43: a stray quote
+  test::write_file(dir / "queries.csv", queries);
+  expect_parallel_reads_agree(dir / "queries.csv", [](const test::fs::path& p) { return describe(read_queries(p)); },
+                              "queries");
   test::fs::remove_all(dir);
 }
 

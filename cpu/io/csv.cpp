@@ -187,11 +187,16 @@ class record_reader {
       throw input_error(source_, 0, "is a directory, not a CSV file");
     }
     if (S_ISREG(st.st_mode)) size_hint_ = static_cast<std::size_t>(st.st_size);
-    buffer_.resize(chunk_bytes);
+    // A small file gets a buffer its size (it grows if the file does), not a whole chunk.
+    buffer_.resize(S_ISREG(st.st_mode) ? std::clamp<std::size_t>(size_hint_ + 1, 4096, chunk_bytes) : chunk_bytes);
   }
   // Reads `text` (copied: fields are unescaped in place).
   record_reader(std::string_view text, std::string source)
-      : source_(std::move(source)), buffer_(text.begin(), text.end()), size_(text.size()), eof_(true) {}
+      : source_(std::move(source)),
+        buffer_(text.begin(), text.end()),
+        size_(text.size()),
+        eof_(true),
+        saw_bytes_(!text.empty()) {}
   // Reads the bytes [first, last) in place (they are unescaped there), the first of them
   // on line `first_line`; `file_start`: whether they begin the file (a byte order mark is
   // skipped only there). A record longer than record_bytes_max is refused as the
@@ -829,9 +834,12 @@ void read_event_records(record_reader& in, event_table& table, expiration_form f
       }
     }
   };
-  while (in.next(fields)) {
+  for (;;) {
     parsed& e = pending[count];
     try {
+      // A record that cannot be read at all (a stray quote, a bare CR) is a bad record
+      // like any other: the records before it are applied first.
+      if (!in.next(fields)) break;
       expect_field_count(in, fields, 6);
       const std::optional<op> kind = detail::parse_op(fields[0]);
       if (!kind) in.fail("unknown op " + detail::shown(fields[0]));
@@ -873,18 +881,24 @@ void read_query_records(record_reader& in, query_batch& batch) {
   std::size_t pending = 0;
   account_index indices[group_max];
   auto flush = [&] {
-    batch.accounts.intern_all(std::span<const std::string_view>(names, pending), indices);
-    batch.account.insert(batch.account.end(), indices, indices + pending);
-    batch.timestamp.insert(batch.timestamp.end(), times, times + pending);
-    pending = 0;
+    const std::size_t n = pending;
+    pending = 0;  // nothing is interned twice, even when interning throws
+    batch.accounts.intern_all(std::span<const std::string_view>(names, n), indices);
+    batch.account.insert(batch.account.end(), indices, indices + n);
+    batch.timestamp.insert(batch.timestamp.end(), times, times + n);
   };
   for (;;) {
-    if (!in.next_name_and_int(names[pending], times[pending])) {
-      if (!in.next(fields)) break;
-      expect_field_count(in, fields, 2);
-      check_name(in, fields[0], "account");
-      names[pending] = fields[0];
-      times[pending] = parse_int(in, fields[1], "timestamp");
+    try {
+      if (!in.next_name_and_int(names[pending], times[pending])) {
+        if (!in.next(fields)) break;
+        expect_field_count(in, fields, 2);
+        check_name(in, fields[0], "account");
+        names[pending] = fields[0];
+        times[pending] = parse_int(in, fields[1], "timestamp");
+      }
+    } catch (...) {
+      flush();  // the records before a bad one first (interning them can fail too)
+      throw;
     }
     if (++pending == group) flush();
   }
