@@ -581,7 +581,7 @@ TEST(Dictionary, InternAllGivesTheIndicesOfInterningOneByOne) {
   // the size where intern_all prefetches: the same indices as intern() one by one.
   dictionary batched;
   dictionary single;
-  std::mt19937_64 rng(11);
+  std::mt19937_64 rng(11 + test::base_seed(0));
   std::vector<std::string> pool;
   for (int i = 0; i < 60000; ++i) pool.push_back((i % 3 == 0 ? "customer-account-" : "o-") + std::to_string(i));
   std::vector<std::string_view> batch;

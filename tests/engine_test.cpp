@@ -72,7 +72,7 @@ TEST(StepIndex, ExactAtTheTopOfInt64) {
 }
 
 TEST(StepIndex, RowOrderDoesNotMatter) {
-  std::mt19937_64 rng(7);
+  std::mt19937_64 rng(7 + test::base_seed(0));
   std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>> rows;
   for (int i = 0; i < 2000; ++i) {
     const auto b = static_cast<timestamp_t>(rng() % 1000);
@@ -105,7 +105,7 @@ TEST(StepIndex, RowOrderDoesNotMatter) {
 TEST(StepIndex, EveryCoreGivesEachAccountsBreakpoints) {
   // Enough rows to be built on several cores, four accounts holding 40% of them (their
   // rows cost more each): every account's slice equals the index of its rows alone.
-  std::mt19937_64 rng(31);
+  std::mt19937_64 rng(31 + test::base_seed(0));
   std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>> rows;
   std::vector<std::vector<std::tuple<account_index, timestamp_t, timestamp_t, amount_t>>> alone(500);
   for (int i = 0; i < 300000; ++i) {
@@ -134,7 +134,7 @@ TEST(Engine, BatchEqualsSingleQueriesInQueryOrder) {
   EXPECT_EQ(e.kind(), test::backend_under_test());
   std::vector<account_index> accounts;
   std::vector<timestamp_t> times;
-  std::mt19937_64 rng(11);
+  std::mt19937_64 rng(11 + test::base_seed(0));
   for (int i = 0; i < 500; ++i) {
     accounts.push_back(static_cast<account_index>(rng() % 3));  // 2 is unknown
     times.push_back(static_cast<timestamp_t>(rng() % 40) - 5);
@@ -223,7 +223,7 @@ interval_table random_rows(std::mt19937_64& rng, std::size_t count, account_inde
 }
 
 TEST(Engine, EveryBackendBuildsTheSameIndex) {
-  std::mt19937_64 rng(21);
+  std::mt19937_64 rng(21 + test::base_seed(0));
   const interval_table rows = random_rows(rng, 20000, 300);
   const step_index want = step_index::build(rows, 301);
   const step_index got = detail::engine_access::index(engine::create(rows, 301, test::backend_under_test()));
@@ -256,7 +256,7 @@ std::pair<std::vector<account_index>, std::vector<timestamp_t>> random_queries(s
 TEST(Engine, ChunkedSortedAndUnsortedBatchesAnswerLikeTheCpu) {
   // GPUCREDIT_DEVICE_BATCH makes the device engine answer in chunks of 1000 queries.
   ::setenv("GPUCREDIT_DEVICE_BATCH", "1000", 1);
-  std::mt19937_64 rng(5);
+  std::mt19937_64 rng(5 + test::base_seed(0));
   const interval_table rows = random_rows(rng, 5000, 200);
   const engine reference = engine::create(rows, 200, backend::cpu);
   const engine tested = engine::create(rows, 200, test::backend_under_test());
@@ -273,7 +273,7 @@ TEST(Engine, ChunkedSortedAndUnsortedBatchesAnswerLikeTheCpu) {
 TEST(Engine, LargeBatchesAnswerLikeSingleSearches) {
   // Large enough to be split between threads and answered in many blocks, sorted and
   // not, with unknown accounts: each answer equals a plain binary search in the index.
-  std::mt19937_64 rng(8);
+  std::mt19937_64 rng(8 + test::base_seed(0));
   const interval_table rows = random_rows(rng, 30000, 1000);
   const step_index index = step_index::build(rows, 1000);
   const engine e = engine::create(rows, 1000, test::backend_under_test());
@@ -299,7 +299,7 @@ TEST(Engine, LargeAccountsAnswerRandomQueriesLikeSingleSearches) {
   // between and after their breakpoints, in random order.
   interval_table rows;
   const std::size_t sizes[] = {4095, 4096, 4097, 70000, 3};
-  std::mt19937_64 rng(77);
+  std::mt19937_64 rng(77 + test::base_seed(0));
   for (account_index a = 0; a < 5; ++a) {
     for (std::size_t i = 0; i < sizes[a]; ++i) {
       const auto t = static_cast<timestamp_t>(i * 10);
@@ -338,7 +338,7 @@ TEST(Engine, SearchTreesOfEveryShapeAnswerLikeSingleSearches) {
   std::vector<std::size_t> sizes;
   for (std::size_t j = 0; j < 17; ++j) sizes.push_back(4096 + j * 4099);
   sizes.push_back(8 * 8 * 8 * 8 * 8 + 1);
-  std::mt19937_64 rng(5);
+  std::mt19937_64 rng(5 + test::base_seed(0));
   std::vector<std::vector<timestamp_t>> begins(sizes.size());
   for (account_index a = 0; a < sizes.size(); ++a) {
     timestamp_t t = -1000000;
@@ -380,7 +380,7 @@ TEST(Engine, SearchTreesOfEveryShapeAnswerLikeSingleSearches) {
 
 TEST(CudaBackend, AnswersLikeTheCpuAtScale) {
   if (!backend_available(backend::cuda)) GTEST_SKIP() << "the CUDA backend is not built or no CUDA device was found";
-  std::mt19937_64 rng(99);
+  std::mt19937_64 rng(99 + test::base_seed(0));
   const interval_table rows = random_rows(rng, 200000, 5000);
   const engine reference = engine::create(rows, 5000, backend::cpu);
   const engine tested = engine::create(rows, 5000, backend::cuda);
@@ -427,7 +427,7 @@ TEST(Engine, GridsEqualPointQueriesOnEveryBackend) {
   // Small chunks make the device engine cut the grid into many chunks of accounts, and
   // grids longer than a chunk into slices of times.
   ::setenv("GPUCREDIT_DEVICE_BATCH", "1024", 1);
-  std::mt19937_64 rng(31);
+  std::mt19937_64 rng(31 + test::base_seed(0));
   for (const bool sloped : {false, true}) {
     const interval_table rows = sloped ? random_sloped_rows(rng, 6000, 300) : random_rows(rng, 6000, 300);
     const engine cpu = engine::create(rows, 300, backend::cpu);
@@ -481,7 +481,7 @@ TEST(Engine, GridRefusesWrongSizes) {
 TEST(Engine, CostModelPlacementAnswersTheSame) {
   // Under "auto" a CUDA engine places each batch by the cost model (the device, or the
   // host's copy of the index): the answers are the same bytes either way.
-  std::mt19937_64 rng(41);
+  std::mt19937_64 rng(41 + test::base_seed(0));
   const interval_table rows = random_sloped_rows(rng, 20000, 500);
   const engine cpu = engine::create(rows, 500, backend::cpu);
   engine_options options;
@@ -508,7 +508,7 @@ TEST(DeviceEngine, ShardsAcrossDevicesAnswerTheSame) {
   // build has two host-memory devices (GPUCREDIT_OMP_DEVICES); on a GPU machine this
   // runs with the devices it has.
   if (test::backend_under_test() != backend::cuda) GTEST_SKIP() << "the CUDA backend is not under test";
-  std::mt19937_64 rng(43);
+  std::mt19937_64 rng(43 + test::base_seed(0));
   const interval_table rows = random_sloped_rows(rng, 30000, 997);
   const engine cpu = engine::create(rows, 997, backend::cpu);
   const auto [accounts, times] = random_queries(rng, 100000, 997, false);
@@ -596,7 +596,7 @@ std::vector<std::size_t> skewed_offsets(std::mt19937_64& rng, std::size_t ranges
 }
 
 TEST(Parallel, StealingTakesEveryRangeOnceAndLaysThemOutInOrder) {
-  std::mt19937_64 rng(5);
+  std::mt19937_64 rng(5 + test::base_seed(0));
   for (const std::size_t ranges : {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{1000}, std::size_t{20000}}) {
     const std::vector<std::size_t> offsets = skewed_offsets(rng, ranges);
     for (const std::size_t workers : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{4}, std::size_t{7}}) {
@@ -651,7 +651,7 @@ TEST(Parallel, StealingTakesEveryRangeOnceAndLaysThemOutInOrder) {
 }
 
 TEST(Parallel, StealingReportsTheErrorOfTheLowestRange) {
-  std::mt19937_64 rng(6);
+  std::mt19937_64 rng(6 + test::base_seed(0));
   const std::vector<std::size_t> offsets = skewed_offsets(rng, 5000);
   for (int trial = 0; trial < 40; ++trial) {
     std::vector<std::size_t> bad;

@@ -12,6 +12,7 @@
 #include "gpucredit/error.hpp"
 #include "gpucredit/gpu_credit.hpp"
 #include "gpucredit/ledger.hpp"
+#include "test_support.hpp"
 
 namespace gpucredit {
 namespace {
@@ -99,7 +100,7 @@ TEST(GPUCredit, RejectPolicy) {
 TEST(GPUCredit, AgreesWithTheBatchLedgerOnRandomCalls) {
   for (std::uint64_t seed = 1; seed <= 300; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937_64 rng(seed);
+    std::mt19937_64 rng(seed + test::base_seed(0));
     GPUCredit interactive;
     event_table events;
     std::vector<std::tuple<std::string, timestamp_t, std::optional<amount_t>, std::size_t>> asked;
@@ -170,7 +171,7 @@ TEST(GPUCredit, MostlyInOrderCallsWithPastAndFutureQueries) {
   // and after the latest call, each checked against the batch over the calls so far.
   for (std::uint64_t seed = 1; seed <= 60; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937_64 rng(seed);
+    std::mt19937_64 rng(seed + test::base_seed(0));
     const overdraft_policy policy = seed % 2 == 0 ? overdraft_policy::drain : overdraft_policy::reject;
     GPUCredit interactive(policy);
     event_table events;
@@ -203,7 +204,7 @@ TEST(GPUCredit, JobsAnswerLikeTheBatchLedger) {
   // along the way equals the batch ledger over the calls made so far (SPEC section 10).
   for (std::uint64_t seed = 1; seed <= 80; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937_64 rng(seed * 7919);
+    std::mt19937_64 rng(seed * 7919 + test::base_seed(0));
     const overdraft_policy policy = seed % 2 == 0 ? overdraft_policy::drain : overdraft_policy::reject;
     GPUCredit interactive(policy);
     event_table events;
@@ -261,7 +262,7 @@ TEST(GPUCredit, UseSaysWhetherItWasPaidInFullAndUnpaidListsWhatWasNot) {
   std::size_t unpaid_seen = 0;
   for (std::uint64_t seed = 1; seed <= 60; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
-    std::mt19937_64 rng(seed * 104729);
+    std::mt19937_64 rng(seed * 104729 + test::base_seed(0));
     const overdraft_policy policy = seed % 2 == 0 ? overdraft_policy::drain : overdraft_policy::reject;
     GPUCredit interactive(policy);
     event_table events;
@@ -328,7 +329,7 @@ TEST(GPUCredit, OverflowChecksOnBothPaths) {
 }
 
 TEST(LiveCredits, MatchesASortedListUnderRandomOperations) {
-  std::mt19937_64 rng(3);
+  std::mt19937_64 rng(3 + test::base_seed(0));
   detail::live_credits live;
   std::vector<detail::live_credits::credit> list;  // kept sorted by (end, start, row)
   auto key = [](const detail::live_credits::credit& c) { return std::tie(c.end, c.start, c.row); };

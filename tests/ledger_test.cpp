@@ -203,7 +203,7 @@ TEST(Ledger, IntervalsAreGroupedByAccountThenCreditThenBegin) {
 
 // A ledger large enough to be replayed in parts on several cores.
 event_table big_ledger(std::uint64_t seed, std::size_t events, std::size_t accounts) {
-  std::mt19937_64 rng(seed);
+  std::mt19937_64 rng(seed + test::base_seed(0));
   event_table table;
   for (std::size_t i = 0; i < events; ++i) {
     const std::string account = "acct-" + std::to_string(rng() % accounts);
@@ -248,7 +248,7 @@ TEST(Ledger, EveryCoreGivesTheRowsOfEachAccountAlone) {
   // Large enough to be replayed on several cores, with a few giant accounts (whose
   // events cost more each) and jobs: every account's rows, unpaid usage and unpaid job
   // ticks equal those of a replay of that account alone, in account order.
-  std::mt19937_64 rng(12);
+  std::mt19937_64 rng(12 + test::base_seed(0));
   event_table all;
   std::map<std::string, event_table> alone;
   for (std::size_t i = 0; i < 300000; ++i) {
@@ -306,6 +306,10 @@ TEST(Ledger, TheFirstOverflowInAccountOrderIsReported) {
   event_table table = big_ledger(13, 300000, 700);
   const std::string early(table.accounts[1]);
   const std::string late(table.accounts[static_cast<std::uint32_t>(table.accounts.size() - 1)]);
+  // The early account's first huge add passes int64 when it holds something at 10, else
+  // its second does.
+  const bool holds_at_10 = engine::create(replay(table), test::backend_under_test()).balance(1, 10).has_value();
+  const std::uint64_t want_line = holds_at_10 ? 900003U : 900004U;
   table.add(late, "big", 10, amount_max, 100, 900001);
   table.add(late, "big2", 10, amount_max, 100, 900002);
   table.add(early, "big", 10, amount_max, 100, 900003);
@@ -315,7 +319,7 @@ TEST(Ledger, TheFirstOverflowInAccountOrderIsReported) {
       replay(table);
       FAIL();
     } catch (const input_error& e) {
-      EXPECT_EQ(e.line(), 900003U) << e.what();  // its first huge add overflows
+      EXPECT_EQ(e.line(), want_line) << e.what();
       EXPECT_NE(e.reason().find("'" + early + "'"), std::string::npos) << e.what();
     }
   }
