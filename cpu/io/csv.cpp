@@ -602,9 +602,12 @@ class record_reader {
     for (;;) {
       if (q < last && *q == '"') {
         // The field is its bytes in place until a doubled quote; from the first one on,
-        // it is unescaped in place (the writer never passes the reader). A field without
-        // one is not written to: a mapped file's page stays the file's.
+        // it is unescaped: in place in the reader's own buffer (the writer never passes
+        // the reader), in a copy when the bytes are not the reader's (a file read whole,
+        // whose bytes stay as the file has them, to be read again for an error's
+        // message). A field without one is not copied or written to.
         char* const start = q + 1;
+        char* text = start;
         char* r = start;
         char* w = nullptr;
         for (;;) {
@@ -612,7 +615,14 @@ class record_reader {
           if (*r == '"') {
             if (r + 1 < last && r[1] == '"') {
               if (w == nullptr) {
-                w = r + 1;  // the bytes before, and this quote, are in place
+                // The bytes before, and this quote, are the field's so far.
+                const auto kept = static_cast<std::size_t>(r + 1 - start);
+                if (external_ != nullptr) {
+                  copies_.push_back(std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(last - start)));
+                  text = copies_.back().get();
+                  std::memcpy(text, start, kept);
+                }
+                w = text + kept;
               } else {
                 *w++ = '"';
               }
@@ -624,7 +634,7 @@ class record_reader {
           if (w != nullptr) *w++ = *r;
           ++r;
         }
-        fields.emplace_back(start, static_cast<std::size_t>((w != nullptr ? w : r) - start));
+        fields.emplace_back(text, static_cast<std::size_t>((w != nullptr ? w : r) - text));
         ++r;  // past the closing quote
         if (r == last) return;
         if (*r != ',') fail("unexpected character after a closing quote in field " + std::to_string(fields.size()));
@@ -703,7 +713,7 @@ class record_reader {
   std::size_t size_hint_ = 0;
   std::uint64_t next_line_ = 1;
   std::uint64_t record_line_ = 0;
-
+  std::vector<std::unique_ptr<char[]>> copies_;  // fields unescaped out of bytes not the reader's
 };
 
 // Parses an int64 field exactly: an optional '-' and decimal digits, nothing else.
@@ -914,8 +924,10 @@ void read_query_records(record_reader& in, query_batch& batch) {
 // quotes: the quotes before it are counted on every core first, and their parity says
 // whether a byte is inside a quoted field (each quote of valid CSV opens or closes one).
 // A stray quote can mislead only the cuts after it, and the record holding it is
-// refused: the first bad line, and its message, are those of reading in one pass,
-// because each part starts on its true line and the error of the lowest part wins.
+// refused. The parts' error is not reported as it is: a misled cut can fall inside that
+// very record, and the part before it then fails with another message. On any error
+// the records are read again in one pass, and its first error is the one reported, as
+// when the file is streamed (the parts leave the bytes as the file has them).
 
 // Files smaller than this are read in one pass (GPUCREDIT_CSV_PARALLEL_MIN overrides it:
 // the tests force the parallel path on small files).
@@ -1021,10 +1033,26 @@ Table parse_parts(record_reader& head, file_bytes& bytes, ReadPart read_part) {
   // The first part's table takes the others' rows at the join: room for every row,
   // reserved now, is address space until written.
   if (cuts.size() > 1) tables[0].reserve(std::min<std::size_t>(head.records_estimate() * 21 / 20, events_max));
-  detail::run_parts(cuts.size(), [&](std::size_t k) {
-    record_reader in(cuts[k].first, cuts[k].last, head.source(), cuts[k].first_line, false);
-    read_part(in, tables[k]);
-  });
+  try {
+    detail::run_parts(cuts.size(), [&](std::size_t k) {
+      record_reader in(cuts[k].first, cuts[k].last, head.source(), cuts[k].first_line, false);
+      read_part(in, tables[k]);
+    });
+  } catch (const input_error&) {
+    // The cuts follow the parity of the quotes, which a stray quote breaks: a cut can
+    // then fall inside a record as one pass reads it, and the part before the cut fails
+    // on that record with another message (an unterminated quote rather than the stray
+    // quote). So, on an error, the records are read again in one pass (the bytes are as
+    // the file has them: the parts unescape into copies), whose first error is the one
+    // reported, as when the file is streamed.
+    if (cuts.size() > 1 && !bytes.shrank()) {
+      tables = {};
+      record_reader one(cuts.front().first, cuts.back().last, head.source(), cuts.front().first_line, false);
+      Table table;
+      read_part(one, table);
+    }
+    throw;
+  }
   if (bytes.shrank()) throw shrank_error(head.source());
   bytes = file_bytes{};  // the names are copied into the tables' dictionaries
   return Table::join(std::move(tables));
