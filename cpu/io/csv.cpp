@@ -197,8 +197,8 @@ class record_reader {
         size_(text.size()),
         eof_(true),
         saw_bytes_(!text.empty()) {}
-  // Reads the bytes [first, last) in place (they are unescaped there), the first of them
-  // on line `first_line`; `file_start`: whether they begin the file (a byte order mark is
+  // Reads the bytes [first, last) in place, leaving them as they are (a field with
+  // doubled quotes is unescaped into a copy), the first of them on line `first_line`; `file_start`: whether they begin the file (a byte order mark is
   // skipped only there). A record longer than record_bytes_max is refused as the
   // streaming reader refuses it.
   record_reader(char* first, char* last, std::string source, std::uint64_t first_line, bool file_start)

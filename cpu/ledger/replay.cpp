@@ -203,8 +203,9 @@ class heap_credits {
   // left, each as long as the holding stays on its line, time by time: a row of one time
   // takes its slope from the next time's holding, and when a row's line reaches only the
   // first time of the next row, it takes that time and the next row starts one later.
-  // A row of one time has slope 0. So the rows depend on the holding alone, not on how the ticks were grouped into
-  // jobs (one job of n ticks, or n jobs of one tick, give the same rows).
+  // A row of one time has slope 0. So the rows depend on the holding alone, not on how
+  // the ticks were grouped into jobs (one job of n ticks, or n jobs of one tick, give
+  // the same rows).
   void merge_collinear() requires Jobs {
     std::size_t out = 0;
     for (std::size_t i = 0; i < rows_.size(); ++i) {
