@@ -188,7 +188,8 @@ class record_reader {
     }
     if (S_ISREG(st.st_mode)) size_hint_ = static_cast<std::size_t>(st.st_size);
     // A small file gets a buffer its size (it grows if the file does), not a whole chunk.
-    buffer_.resize(S_ISREG(st.st_mode) ? std::clamp<std::size_t>(size_hint_ + 1, 4096, chunk_bytes) : chunk_bytes);
+    buffer_.resize(S_ISREG(st.st_mode) ? std::clamp<std::size_t>(size_hint_ + 1, 4096, chunk_bytes)
+                                       : chunk_bytes);
   }
   // Reads `text` (copied: fields are unescaped in place).
   record_reader(std::string_view text, std::string source)
@@ -198,9 +199,9 @@ class record_reader {
         eof_(true),
         saw_bytes_(!text.empty()) {}
   // Reads the bytes [first, last) in place, leaving them as they are (a field with
-  // doubled quotes is unescaped into a copy), the first of them on line `first_line`; `file_start`: whether they begin the file (a byte order mark is
-  // skipped only there). A record longer than record_bytes_max is refused as the
-  // streaming reader refuses it.
+  // doubled quotes is unescaped into a copy), the first of them on line `first_line`;
+  // `file_start`: whether they begin the file (a byte order mark is skipped only there).
+  // A record longer than record_bytes_max is refused as the streaming reader refuses it.
   record_reader(char* first, char* last, std::string source, std::uint64_t first_line, bool file_start)
       : source_(std::move(source)),
         external_(first),
@@ -618,7 +619,8 @@ class record_reader {
                 // The bytes before, and this quote, are the field's so far.
                 const auto kept = static_cast<std::size_t>(r + 1 - start);
                 if (external_ != nullptr) {
-                  copies_.push_back(std::make_unique_for_overwrite<char[]>(static_cast<std::size_t>(last - start)));
+                  const auto room = static_cast<std::size_t>(last - start);
+                  copies_.push_back(std::make_unique_for_overwrite<char[]>(room));
                   text = copies_.back().get();
                   std::memcpy(text, start, kept);
                 }
@@ -1047,7 +1049,8 @@ Table parse_parts(record_reader& head, file_bytes& bytes, ReadPart read_part) {
     // reported, as when the file is streamed.
     if (cuts.size() > 1 && !bytes.shrank()) {
       tables = {};
-      record_reader one(cuts.front().first, cuts.back().last, head.source(), cuts.front().first_line, false);
+      record_reader one(cuts.front().first, cuts.back().last, head.source(), cuts.front().first_line,
+                        false);
       Table table;
       read_part(one, table);
     }
