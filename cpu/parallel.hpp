@@ -136,13 +136,13 @@ struct taken_runs {
 /// [offsets[i], offsets[i + 1]) is in exactly one call, and the workers end within
 /// about a run of each other (or one range, where a single range outweighs that) even
 /// when a range's cost is not its size (a giant account's events cost more each than a
-/// small one's: longer sorts, larger heaps). Each worker owns a share of
-/// consecutive ranges of about equal size and takes it from the front, in runs of
-/// about 1/128 of the share (at least one range). A worker done with its share takes
-/// runs from the back of the share with the most left. Where the sizes tell the cost,
-/// little or nothing is taken and the work is laid out much as by equal shares alone. The caller
-/// keeps each slot's outputs in the order of its calls, and lays them end to end in
-/// the order of `in_order`; slot 0's runs come first.
+/// small one's: longer sorts, larger heaps). Each worker owns a share of consecutive
+/// ranges of about equal size and takes it from the front, in runs of about 1/128 of
+/// the share (at least one range). A worker done with its share takes runs from the
+/// back of the share with the most left. Where the sizes tell the cost, little or
+/// nothing is taken and the work is laid out much as by equal shares alone. The caller
+/// keeps each slot's outputs in the order of its calls, and lays them end to end in the
+/// order of `in_order`; slot 0's runs come first.
 ///
 /// When fn throws, its worker stops (the others take what it leaves), and once all
 /// have stopped the error of the lowest range is rethrown, so the error reported does

@@ -15,6 +15,7 @@
 
 #include "gpucredit/csv.hpp"
 #include "gpucredit/error.hpp"
+#include "table_text.hpp"
 
 namespace {
 
@@ -75,30 +76,10 @@ void round_trip_events(const event_table& events) {
   }
 }
 
-std::string describe(const event_table& t) {
-  std::string out;
-  for (std::size_t r = 0; r < t.size(); ++r) {
-    const op kind = t.kind[r];
-    out += std::string(t.accounts[t.account[r]]) + "|" + std::to_string(static_cast<int>(kind)) + "|" +
-           std::string(kind == op::use ? std::string_view() : t.credit_label(static_cast<event_row>(r))) + "|" +
-           std::to_string(t.timestamp[r]) + "|" + std::to_string(t.amount[r]) + "|" + std::to_string(t.end[r]) +
-           "|" + std::to_string(t.line[r]) + "\n";
-  }
-  return out;
-}
-
-std::string describe(const query_batch& q) {
-  std::string out;
-  for (std::size_t i = 0; i < q.size(); ++i) {
-    out += std::string(q.accounts[q.account[i]]) + "|" + std::to_string(q.timestamp[i]) + "\n";
-  }
-  return out;
-}
-
 template <class Read>
 std::string outcome(Read read) {
   try {
-    return describe(read());
+    return test::describe(read());
   } catch (const input_error& e) {
     return std::string("error: ") + e.what();
   }

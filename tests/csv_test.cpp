@@ -20,6 +20,7 @@
 #include "cpu/io/mapped_file.hpp"
 #include "gpucredit/csv.hpp"
 #include "gpucredit/error.hpp"
+#include "table_text.hpp"
 #include "test_support.hpp"
 
 namespace gpucredit {
@@ -191,27 +192,7 @@ void expect_parallel_reads_agree(const std::filesystem::path& path, Read read, c
   }
 }
 
-std::string describe(const event_table& t) {
-  std::string out;
-  for (std::size_t r = 0; r < t.size(); ++r) {
-    out += std::string(t.accounts[t.account[r]]) + "|" + std::to_string(static_cast<int>(t.kind[r])) + "|" +
-           std::string(t.kind[r] == op::use ? std::string_view() : t.credit_label(static_cast<event_row>(r))) + "|" +
-           std::to_string(t.timestamp[r]) + "|" + std::to_string(t.amount[r]) + "|" + std::to_string(t.end[r]) +
-           "|" + std::to_string(t.line[r]) + "|" + std::to_string(t.account[r]) + "|" + std::to_string(t.credit[r]) +
-           "\n";
-  }
-  for (std::uint32_t i = 0; i < t.accounts.size(); ++i) out += std::string(t.accounts[i]) + ";";
-  return out + (t.has_jobs() ? "jobs" : "");
-}
-
-std::string describe(const query_batch& q) {
-  std::string out;
-  for (std::size_t r = 0; r < q.size(); ++r) {
-    out += std::string(q.accounts[q.account[r]]) + "|" + std::to_string(q.timestamp[r]) + "|" +
-           std::to_string(q.account[r]) + "\n";
-  }
-  return out;
-}
+using test::describe;
 
 TEST(CsvRead, ReadingOnEveryCoreGivesTheOnePassTableOrError) {
   // Quoted fields with commas, quotes and newlines inside, CRLF, empty lines, a byte
